@@ -1,0 +1,33 @@
+package kernels
+
+// Linear is a dense layer y = x·Wᵀ + b with its weight pre-packed once.
+type Linear struct {
+	W    *PackedB  // packed Wᵀ: K = in, N = out
+	Bias []float32 // (out) or nil
+}
+
+// NewLinear packs a weight stored as Hugging Face nn.Linear does
+// ([out, in] row-major). bias may be nil.
+func NewLinear(weight []float32, out, in int, bias []float32) *Linear {
+	return &Linear{W: PackB(true, in, out, weight, in), Bias: bias}
+}
+
+// NewLinearInOut packs a weight stored [in, out] (GPT-2's Conv1D). bias may be nil.
+func NewLinearInOut(weight []float32, in, out int, bias []float32) *Linear {
+	return &Linear{W: PackB(false, in, out, weight, out), Bias: bias}
+}
+
+// In returns the input width; Out the output width.
+func (l *Linear) In() int { return l.W.K() }
+
+// Out returns the output width.
+func (l *Linear) Out() int { return l.W.N() }
+
+// Forward computes y = act(x·Wᵀ + b) for rows rows of x (contiguous, In()
+// wide), writing rows×Out() values into y.
+func (l *Linear) Forward(y, x []float32, rows int, act Activation) {
+	GemmPacked(rows, 1, x, l.In(), l.W, 0, y, l.Out())
+	if l.Bias != nil || act != ActNone {
+		AddBiasAct(y, rows, l.Out(), l.Out(), l.Bias, act)
+	}
+}
