@@ -28,7 +28,10 @@ type tensorRef struct {
 
 // Open opens the weights of the checkpoint folder dir.
 func Open(dir string) (*Checkpoint, error) {
-	path := filepath.Join(dir, "model.safetensors")
+	return openFile(dir, filepath.Join(dir, "model.safetensors"))
+}
+
+func openFile(dir, path string) (*Checkpoint, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
@@ -124,3 +127,36 @@ func sameShape(a, b []int) bool {
 
 // Close releases the checkpoint's files.
 func (c *Checkpoint) Close() error { return nil }
+
+// Int64 returns an I64 tensor's values (used for golden token ids).
+func (c *Checkpoint) Int64(name string) ([]int64, []int, error) {
+	t, ok := c.tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("checkpoint %s: missing tensor %q", c.dir, name)
+	}
+	if t.dtype != "I64" || len(t.data)%8 != 0 {
+		return nil, nil, fmt.Errorf("checkpoint %s: tensor %q has dtype %s, expected I64", t.file, name, t.dtype)
+	}
+	out := make([]int64, len(t.data)/8)
+	for i := range out {
+		out[i] = int64(binary.LittleEndian.Uint64(t.data[8*i:]))
+	}
+	return out, t.shape, nil
+}
+
+// Uint8 returns a U8 tensor's bytes (used for golden images).
+func (c *Checkpoint) Uint8(name string) ([]byte, []int, error) {
+	t, ok := c.tensors[name]
+	if !ok {
+		return nil, nil, fmt.Errorf("checkpoint %s: missing tensor %q", c.dir, name)
+	}
+	if t.dtype != "U8" {
+		return nil, nil, fmt.Errorf("checkpoint %s: tensor %q has dtype %s, expected U8", t.file, name, t.dtype)
+	}
+	return t.data, t.shape, nil
+}
+
+// OpenFile opens a single safetensors file (e.g. golden.safetensors).
+func OpenFile(path string) (*Checkpoint, error) {
+	return openFile(filepath.Dir(path), path)
+}
