@@ -1,0 +1,224 @@
+package vit
+
+import (
+	"fmt"
+
+	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+	"github.com/glimpse-vlm/glimpse/kernels"
+)
+
+// tensorNames is the table binding a variant's weights to Hugging Face
+// tensor names (relative to the model prefix). Layer names contain %d for
+// the layer index. An empty name means the variant has no such tensor.
+type tensorNames struct {
+	patchW, patchB string // conv weight (D, C, P, P), bias (D)
+	cls            string // class token
+	pos            string // position embeddings
+	preNorm        string // LayerNorm before the encoder (CLIP)
+	postNorm       string // final LayerNorm (used by Forward or Pool)
+	pooler         string // ViT pooler Linear (optional in the checkpoint)
+
+	norm1, norm2     string // per-layer LayerNorms
+	qkv              string // fused [q; k; v] Linear (BLIP)
+	q, k, v          string // separate projections (ViT, CLIP)
+	attnOut          string // attention output projection
+	fc1, fc2         string // MLP
+	clsShape, posDim func(c Config) []int
+}
+
+var names = map[Variant]tensorNames{
+	BLIP: {
+		patchW: "embeddings.patch_embedding.weight", patchB: "embeddings.patch_embedding.bias",
+		cls: "embeddings.class_embedding", pos: "embeddings.position_embedding",
+		postNorm: "post_layernorm",
+		norm1:    "encoder.layers.%d.layer_norm1", norm2: "encoder.layers.%d.layer_norm2",
+		qkv: "encoder.layers.%d.self_attn.qkv", attnOut: "encoder.layers.%d.self_attn.projection",
+		fc1: "encoder.layers.%d.mlp.fc1", fc2: "encoder.layers.%d.mlp.fc2",
+		clsShape: func(c Config) []int { return []int{1, 1, c.HiddenSize} },
+		posDim:   func(c Config) []int { return []int{1, c.tokens(), c.HiddenSize} },
+	},
+	ViT: {
+		patchW: "embeddings.patch_embeddings.projection.weight", patchB: "embeddings.patch_embeddings.projection.bias",
+		cls: "embeddings.cls_token", pos: "embeddings.position_embeddings",
+		postNorm: "layernorm", pooler: "pooler.dense",
+		norm1: "encoder.layer.%d.layernorm_before", norm2: "encoder.layer.%d.layernorm_after",
+		q: "encoder.layer.%d.attention.attention.query", k: "encoder.layer.%d.attention.attention.key",
+		v: "encoder.layer.%d.attention.attention.value", attnOut: "encoder.layer.%d.attention.output.dense",
+		fc1: "encoder.layer.%d.intermediate.dense", fc2: "encoder.layer.%d.output.dense",
+		clsShape: func(c Config) []int { return []int{1, 1, c.HiddenSize} },
+		posDim:   func(c Config) []int { return []int{1, c.tokens(), c.HiddenSize} },
+	},
+	CLIP: {
+		patchW: "embeddings.patch_embedding.weight",
+		cls:    "embeddings.class_embedding", pos: "embeddings.position_embedding.weight",
+		preNorm: "pre_layrnorm", postNorm: "post_layernorm",
+		norm1: "encoder.layers.%d.layer_norm1", norm2: "encoder.layers.%d.layer_norm2",
+		q: "encoder.layers.%d.self_attn.q_proj", k: "encoder.layers.%d.self_attn.k_proj",
+		v: "encoder.layers.%d.self_attn.v_proj", attnOut: "encoder.layers.%d.self_attn.out_proj",
+		fc1: "encoder.layers.%d.mlp.fc1", fc2: "encoder.layers.%d.mlp.fc2",
+		clsShape: func(c Config) []int { return []int{c.HiddenSize} },
+		posDim:   func(c Config) []int { return []int{c.tokens(), c.HiddenSize} },
+	},
+}
+
+// loader reads tensors under a prefix, copying them (the Encoder must not
+// depend on the checkpoint's mapping) and naming the full HF tensor name in
+// errors.
+type loader struct {
+	ck     *checkpoint.Checkpoint
+	prefix string
+	cfg    Config
+}
+
+func (ld *loader) tensor(name string, shape ...int) ([]float32, error) {
+	full := ld.prefix + name
+	if !ld.ck.Has(full) {
+		return nil, fmt.Errorf("vit: %v vision weights: missing tensor %q (expected shape %v; is the prefix %q right?)",
+			ld.cfg.Variant, full, shape, ld.prefix)
+	}
+	w, err := ld.ck.Float32(full, shape...)
+	if err != nil {
+		return nil, fmt.Errorf("vit: %v vision weights (config hidden_size=%d, intermediate_size=%d, image_size=%d, patch_size=%d): %w",
+			ld.cfg.Variant, ld.cfg.HiddenSize, ld.cfg.IntermediateSize, ld.cfg.ImageSize, ld.cfg.PatchSize, err)
+	}
+	return append([]float32(nil), w...), nil
+}
+
+// linear loads name.weight (out, in) and, if bias, name.bias (out).
+func (ld *loader) linear(name string, out, in int, bias bool) (*kernels.Linear, error) {
+	w, err := ld.tensor(name+".weight", out, in)
+	if err != nil {
+		return nil, err
+	}
+	var b []float32
+	if bias {
+		if b, err = ld.tensor(name+".bias", out); err != nil {
+			return nil, err
+		}
+	}
+	return kernels.NewLinear(w, out, in, b), nil
+}
+
+func (ld *loader) layerNorm(name string) (*layerNorm, error) {
+	d := ld.cfg.HiddenSize
+	g, err := ld.tensor(name+".weight", d)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ld.tensor(name+".bias", d)
+	if err != nil {
+		return nil, err
+	}
+	return &layerNorm{gamma: g, beta: b, eps: ld.cfg.LayerNormEps}, nil
+}
+
+// Load binds the encoder's weights from ck under prefix (e.g.
+// "vision_model." for BLIP and CLIP, "encoder." for VisionEncoderDecoder),
+// checking every tensor's shape against cfg. For ViT the pooler is loaded
+// when pooler.dense.weight is present (HasPooler reports it).
+func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Encoder, error) {
+	if ck == nil {
+		return nil, fmt.Errorf("vit: Load: nil checkpoint")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	nm := names[cfg.Variant]
+	ld := &loader{ck: ck, prefix: prefix, cfg: cfg}
+	d, p, ch := cfg.HiddenSize, cfg.PatchSize, cfg.NumChannels
+	e := &Encoder{cfg: cfg, embed: &embeddings{}}
+	var err error
+
+	// Patch embedding: conv weight (D, C, P, P) is a (D, C·P·P) Linear.
+	pw, err := ld.tensor(nm.patchW, d, ch, p, p)
+	if err != nil {
+		return nil, err
+	}
+	var pb []float32
+	if nm.patchB != "" {
+		if pb, err = ld.tensor(nm.patchB, d); err != nil {
+			return nil, err
+		}
+	}
+	e.embed.patch = kernels.NewLinear(pw, d, ch*p*p, pb)
+	if e.embed.cls, err = ld.tensor(nm.cls, nm.clsShape(cfg)...); err != nil {
+		return nil, err
+	}
+	if e.embed.pos, err = ld.tensor(nm.pos, nm.posDim(cfg)...); err != nil {
+		return nil, err
+	}
+	if nm.preNorm != "" {
+		if e.preNorm, err = ld.layerNorm(nm.preNorm); err != nil {
+			return nil, err
+		}
+	}
+	if e.postNorm, err = ld.layerNorm(nm.postNorm); err != nil {
+		return nil, err
+	}
+
+	for i := 0; i < cfg.NumLayers; i++ {
+		l, err := ld.block(nm, i)
+		if err != nil {
+			return nil, err
+		}
+		e.layers = append(e.layers, l)
+	}
+
+	if nm.pooler != "" && ck.Has(prefix+nm.pooler+".weight") {
+		if e.pooler, err = ld.linear(nm.pooler, d, d, true); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// block loads layer i.
+func (ld *loader) block(nm tensorNames, i int) (*block, error) {
+	c := ld.cfg
+	d := c.HiddenSize
+	at := func(f string) string { return fmt.Sprintf(f, i) }
+	var l block
+	var err error
+	if l.norm1, err = ld.layerNorm(at(nm.norm1)); err != nil {
+		return nil, err
+	}
+	if nm.qkv != "" {
+		if l.qkv, err = ld.linear(at(nm.qkv), 3*d, d, true); err != nil {
+			return nil, err
+		}
+	} else {
+		// Stack separate q, k, v projections into one (3D, D) Linear:
+		// the same layout as BLIP's fused qkv.
+		w := make([]float32, 0, 3*d*d)
+		var b []float32
+		bias := c.Variant != ViT || c.QKVBias
+		for _, name := range []string{nm.q, nm.k, nm.v} {
+			wi, err := ld.tensor(at(name)+".weight", d, d)
+			if err != nil {
+				return nil, err
+			}
+			w = append(w, wi...)
+			if bias {
+				bi, err := ld.tensor(at(name)+".bias", d)
+				if err != nil {
+					return nil, err
+				}
+				b = append(b, bi...)
+			}
+		}
+		l.qkv = kernels.NewLinear(w, 3*d, d, b)
+	}
+	if l.out, err = ld.linear(at(nm.attnOut), d, d, true); err != nil {
+		return nil, err
+	}
+	if l.norm2, err = ld.layerNorm(at(nm.norm2)); err != nil {
+		return nil, err
+	}
+	if l.fc1, err = ld.linear(at(nm.fc1), c.IntermediateSize, d, true); err != nil {
+		return nil, err
+	}
+	if l.fc2, err = ld.linear(at(nm.fc2), d, c.IntermediateSize, true); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
