@@ -282,11 +282,15 @@ func TestParseConfig(t *testing.T) {
 		{"n_inner null follows n_embd", `{"n_embd": 64, "n_head": 4, "n_inner": null}`, func(c Config) bool { return c.NInner == 256 }, ""},
 		{"n_inner set", `{"n_inner": 100}`, func(c Config) bool { return c.NInner == 100 }, ""},
 		{"aliases", `{"hidden_size": 48, "num_attention_heads": 3, "num_hidden_layers": 5, "max_position_embeddings": 9}`,
-			func(c Config) bool { return c.NEmbd == 48 && c.NHead == 3 && c.NLayer == 5 && c.NPositions == 9 && c.NInner == 192 }, ""},
+			func(c Config) bool {
+				return c.NEmbd == 48 && c.NHead == 3 && c.NLayer == 5 && c.NPositions == 9 && c.NInner == 192
+			}, ""},
 		{"activation and eps", `{"activation_function": "relu", "layer_norm_epsilon": 1e-6}`,
 			func(c Config) bool { return c.Act == kernels.ActReLU && c.LayerNormEps == float32(1e-6) }, ""},
 		{"eos list, pad null", `{"eos_token_id": [3, 4], "pad_token_id": null, "bos_token_id": 7}`,
-			func(c Config) bool { return len(c.EOSTokenIDs) == 2 && c.EOSTokenIDs[1] == 4 && c.PadTokenID == -1 && c.BOSTokenID == 7 }, ""},
+			func(c Config) bool {
+				return len(c.EOSTokenIDs) == 2 && c.EOSTokenIDs[1] == 4 && c.PadTokenID == -1 && c.BOSTokenID == 7
+			}, ""},
 		{"inverse layer idx", `{"scale_attn_by_inverse_layer_idx": true, "scale_attn_weights": false}`,
 			func(c Config) bool { return c.ScaleAttnByInverseLayerIdx && !c.ScaleAttnWeights }, ""},
 		{"bad activation", `{"activation_function": "swishy"}`, nil, "activation_function"},

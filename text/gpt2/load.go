@@ -17,8 +17,8 @@ const (
 	nameLMHead = "lm_head.weight" // (V, D); absent when tied to wte
 
 	nameLn1       = "transformer.h.%d.ln_1"
-	nameAttn      = "transformer.h.%d.attn.c_attn"  // (D, 3D)
-	nameAttnProj  = "transformer.h.%d.attn.c_proj"  // (D, D)
+	nameAttn      = "transformer.h.%d.attn.c_attn" // (D, 3D)
+	nameAttnProj  = "transformer.h.%d.attn.c_proj" // (D, D)
 	nameLnCross   = "transformer.h.%d.ln_cross_attn"
 	nameCrossQ    = "transformer.h.%d.crossattention.q_attn" // (D, D)
 	nameCrossKV   = "transformer.h.%d.crossattention.c_attn" // (D, 2D)
