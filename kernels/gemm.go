@@ -1,62 +1,92 @@
 package kernels
 
+import "fmt"
+
+// Blocking parameters, chosen for Zen 3 (L1d 32 KiB, L2 512 KiB, L3 32 MiB).
+const (
+	mr = 6   // micro-tile rows: 6×16 floats = 12 ymm accumulators
+	nr = 16  // micro-tile columns: two ymm registers
+	kc = 256 // K block: a kc×nr B micro-panel (16 KiB) stays in L1
+	mc = 144 // maximum rows per tile: a mc×kc A block (144 KiB) stays in L2
+	nc = 256 // columns per tile (16 panels); a kc×nc B block is L2/L3 resident
+
+	// Products below this many flops (2·m·n·k) run on the calling
+	// goroutine: a hand-off to the pool costs a few microseconds.
+	parallelFlops = 1 << 21
+	// GEMV over fewer weight bytes than this runs on the calling goroutine.
+	parallelGemvBytes = 1 << 18
+)
+
 // Gemm computes C = alpha·op(A)·op(B) + beta·C where op(X) is X or Xᵀ.
 //
 // op(A) is m×k, op(B) is k×n and C is m×n, all row-major with leading
-// dimensions lda, ldb and ldc. When transA is false, A is m×k (lda ≥ k);
-// when true, A is stored k×m (lda ≥ m). Likewise B is k×n (ldb ≥ n) or,
-// transposed, n×k (ldb ≥ k). When beta is 0, C is not read (NaN in C does
-// not propagate); otherwise it is scaled. Scalar definition:
+// dimensions lda, ldb and ldc. When transA is false, A is stored m×k
+// (lda ≥ k); when true, A is stored k×m (lda ≥ m). Likewise B is stored k×n
+// (ldb ≥ n) or, transposed, n×k (ldb ≥ k); ldc ≥ n. Scalar definition:
 //
-//	C[i][j] = alpha * Σ_p opA[i][p]*opB[p][j] + beta*C[i][j]
+//	s = 0
+//	for p = 0 … k-1:  s = s + opA[i][p]·opB[p][j]
+//	C[i][j] = fl(alpha·s) + fl(beta·C[i][j])   (beta ≠ 0)
+//	C[i][j] = fl(alpha·s)                      (beta = 0: C is not read)
 //
-// with the sum accumulated in float32 in increasing p.
+// The sum runs in float32 in increasing p, one fixed order whatever m is:
+// with the AVX2+FMA kernels each step is one fused multiply-add (single
+// rounding); in the pure-Go build (-tags purego, or other CPUs) the product
+// is rounded, then added. So row i of the result is bit for bit the same as
+// the 1-row product of row i of op(A) (batch invariance), also through
+// GemmPacked and its m = 1 GEMV path. NaN and Inf in A or B propagate.
+//
+// Gemm packs op(B) on every call; for a constant B (a weight) use PackB
+// once and GemmPacked. Large products run on the worker pool (see
+// SetThreads). Gemm panics, with a message naming the argument, if a
+// dimension is negative, a leading dimension is too small, or a slice is
+// too short for the dimensions (a programming error, like an index out of
+// range).
 func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	for i := 0; i < m; i++ {
-		for j := 0; j < n; j++ {
-			var s float32
-			for p := 0; p < k; p++ {
-				var av, bv float32
-				if transA {
-					av = a[p*lda+i]
-				} else {
-					av = a[i*lda+p]
-				}
-				if transB {
-					bv = b[j*ldb+p]
-				} else {
-					bv = b[p*ldb+j]
-				}
-				s += av * bv
-			}
-			if beta == 0 {
-				c[i*ldc+j] = alpha * s
-			} else {
-				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
-			}
-		}
+	checkDims("Gemm", m, n, k)
+	checkMat("Gemm", "A", "lda", transA, m, k, a, lda)
+	checkMat("Gemm", "B", "ldb", transB, k, n, b, ldb)
+	checkMat("Gemm", "C", "ldc", false, m, n, c, ldc)
+	if m == 0 || n == 0 {
+		return
 	}
+	if k == 0 {
+		scaleOnly(m, n, alpha, beta, c, ldc)
+		return
+	}
+	np := (n + nr - 1) / nr
+	bb := getFloats(np * k * nr)
+	pack := func(lo, hi int) { packBPanels(bb.f, transB, k, n, b, ldb, lo, hi) }
+	if 2*m*n*k < parallelFlops {
+		pack(0, np)
+	} else {
+		parallelFor(np, 4, pack)
+	}
+	gemmPackedB(m, n, k, alpha, transA, a, lda, bb.f, beta, c, ldc)
+	putFloats(bb)
 }
 
 // PackedB is a constant k×n right-hand operand packed once (typically a
-// weight matrix at model load) for repeated products with GemmPacked.
+// weight matrix at model load) for repeated products with GemmPacked. It
+// holds op(B) in the micro-kernel's column-panel layout: ⌈n/16⌉ panels of
+// k rows × 16 floats, zero-padded. It is immutable and safe for concurrent
+// use.
 type PackedB struct {
 	k, n int
-	data []float32 // k×n row-major copy (reference layout)
+	data []float32
 }
 
-// PackB packs op(B) (k×n; B stored n×k when transB) for reuse. The input
-// slice is not retained.
+// PackB packs op(B) (k×n; B stored k×n with ldb ≥ n, or n×k with ldb ≥ k
+// when transB) for reuse: GemmPacked(…, PackB(transB, k, n, b, ldb), …)
+// computes exactly what Gemm(false, transB, …, b, ldb, …) computes. The
+// input slice is not retained. PackB panics on bad dimensions like Gemm.
 func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
-	p := &PackedB{k: k, n: n, data: make([]float32, k*n)}
-	for i := 0; i < k; i++ {
-		for j := 0; j < n; j++ {
-			if transB {
-				p.data[i*n+j] = b[j*ldb+i]
-			} else {
-				p.data[i*n+j] = b[i*ldb+j]
-			}
-		}
+	checkDims("PackB", 1, n, k)
+	checkMat("PackB", "B", "ldb", transB, k, n, b, ldb)
+	np := (n + nr - 1) / nr
+	p := &PackedB{k: k, n: n, data: alignedFloats(np * k * nr)}
+	if k > 0 {
+		parallelFor(np, 8, func(lo, hi int) { packBPanels(p.data, transB, k, n, b, ldb, lo, hi) })
 	}
 	return p
 }
@@ -67,10 +97,260 @@ func (p *PackedB) K() int { return p.k }
 // N returns the number of columns of the packed operand.
 func (p *PackedB) N() int { return p.n }
 
+// Bytes returns the size of the packed data in bytes (what one GEMV reads).
+func (p *PackedB) Bytes() int { return 4 * len(p.data) }
+
 // GemmPacked computes C = alpha·A·B + beta·C with A m×k (not transposed,
-// leading dimension lda) and B packed by PackB. With m = 1 it is the
-// decode-time matrix–vector product. Row i of the result is bit-for-bit
-// the same whatever m is (batch invariance).
+// leading dimension lda ≥ k), B = b packed by PackB (k×n) and C m×n
+// (ldc ≥ n), with the scalar definition of Gemm. With m = 1 it is the
+// decode-time matrix–vector product: a GEMV that streams each packed weight
+// once, in parallel over column panels. Row i of the result is bit for bit
+// the same whatever m is (batch invariance), and the same as Gemm's.
+// GemmPacked panics on bad dimensions like Gemm.
 func GemmPacked(m int, alpha float32, a []float32, lda int, b *PackedB, beta float32, c []float32, ldc int) {
-	Gemm(false, false, m, b.n, b.k, alpha, a, lda, b.data, b.n, beta, c, ldc)
+	if b == nil {
+		panic("kernels: GemmPacked: nil *PackedB (pack the weight with PackB first)")
+	}
+	n, k := b.n, b.k
+	checkDims("GemmPacked", m, n, k)
+	checkMat("GemmPacked", "A", "lda", false, m, k, a, lda)
+	checkMat("GemmPacked", "C", "ldc", false, m, n, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		scaleOnly(m, n, alpha, beta, c, ldc)
+		return
+	}
+	gemmPackedB(m, n, k, alpha, false, a, lda, b.data, beta, c, ldc)
+}
+
+func checkDims(fn string, m, n, k int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("kernels: %s: negative dimension (m=%d n=%d k=%d)", fn, m, n, k))
+	}
+}
+
+// checkMat checks that x holds op(X), rows×cols, stored with leading
+// dimension ld (stored cols×rows when trans).
+func checkMat(fn, name, ldName string, trans bool, rows, cols int, x []float32, ld int) {
+	sr, sc := rows, cols
+	if trans {
+		sr, sc = cols, rows
+	}
+	if sr == 0 || sc == 0 {
+		return // empty: nothing is read or written
+	}
+	if ld < sc {
+		panic(fmt.Sprintf("kernels: %s: %s = %d is smaller than the %d columns of %s as stored (transposed=%v); pass %s ≥ %d",
+			fn, ldName, ld, sc, name, trans, ldName, sc))
+	}
+	if need := (sr-1)*ld + sc; len(x) < need {
+		panic(fmt.Sprintf("kernels: %s: %s has %d elements, need %d for %d×%d stored with %s = %d",
+			fn, name, len(x), need, sr, sc, ldName, ld))
+	}
+}
+
+// scaleOnly handles k = 0: C = fl(alpha·0) + fl(beta·C).
+func scaleOnly(m, n int, alpha, beta float32, c []float32, ldc int) {
+	z := float32(alpha * 0)
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		for j := range row {
+			if beta == 0 {
+				row[j] = z
+			} else {
+				row[j] = z + float32(beta*row[j])
+			}
+		}
+	}
+}
+
+// epilogue writes C = fl(alpha·s) (+ fl(beta·C)) for one row segment from
+// raw sums s. It performs the same float32 operations as the micro-kernel's
+// final block, so either may produce any element.
+func epilogue(c, s []float32, alpha, beta float32) {
+	c = c[:len(s)]
+	switch {
+	case beta == 0:
+		for j, v := range s {
+			c[j] = float32(alpha * v)
+		}
+	case beta == 1:
+		for j, v := range s {
+			c[j] = float32(alpha*v) + c[j]
+		}
+	default:
+		for j, v := range s {
+			c[j] = float32(alpha*v) + float32(beta*c[j])
+		}
+	}
+}
+
+// gemmPackedB is the driver: C = alpha·op(A)·B + beta·C with B packed in
+// panels (bp). m, n, k > 0.
+func gemmPackedB(m, n, k int, alpha float32, transA bool, a []float32, lda int, bp []float32, beta float32, c []float32, ldc int) {
+	if m == 1 && !transA {
+		gemv(n, k, alpha, a[:k], bp, beta, c[:n])
+		return
+	}
+	if m == 1 { // op(A) is a strided column of A: gather it.
+		x := getFloats(k)
+		for p := range x.f {
+			x.f[p] = a[p*lda]
+		}
+		gemv(n, k, alpha, x.f, bp, beta, c[:n])
+		putFloats(x)
+		return
+	}
+
+	serial := 2*m*n*k < parallelFlops
+
+	// Pack all of op(A) once.
+	nPanA := (m + mr - 1) / mr
+	ab := getFloats(nPanA * k * mr)
+	packA := func(lo, hi int) { packAPanels(ab.f, transA, m, k, a, lda, lo, hi) }
+	if serial {
+		packA(0, nPanA)
+	} else {
+		parallelFor(nPanA, 2, packA)
+	}
+
+	// Tiles: row blocks of ≤ mc rows (balanced, multiples of mr) × column
+	// tiles of nc columns. K is never split across tiles.
+	nRB := (m + mc - 1) / mc
+	rbPanels := ((m+nRB-1)/nRB + mr - 1) / mr // panels per row block
+	nRB = (nPanA + rbPanels - 1) / rbPanels
+	np := (n + nr - 1) / nr
+	ctPanels := nc / nr
+	nCT := (np + ctPanels - 1) / ctPanels
+
+	t := &gemmTask{
+		m: m, n: n, k: k, alpha: alpha, beta: beta,
+		ap: ab.f, bp: bp, c: c, ldc: ldc,
+		rbPanels: rbPanels, ctPanels: ctPanels, nRB: nRB, nPanA: nPanA, np: np,
+	}
+	if serial {
+		t.tiles(0, nRB*nCT)
+	} else {
+		parallelFor(nRB*nCT, 1, t.tiles)
+	}
+	putFloats(ab)
+}
+
+type gemmTask struct {
+	m, n, k     int
+	alpha, beta float32
+	ap, bp      []float32
+	c           []float32
+	ldc         int
+
+	rbPanels, ctPanels int
+	nRB, nPanA, np     int
+}
+
+// tiles computes tiles [lo, hi). Tile t covers row block t%nRB and column
+// tile t/nRB (row blocks innermost, so consecutive tiles share B).
+func (t *gemmTask) tiles(lo, hi int) {
+	scratch := getFloats(t.rbPanels * mr * t.ctPanels * nr)
+	for ti := lo; ti < hi; ti++ {
+		rb, ct := ti%t.nRB, ti/t.nRB
+		r0 := rb * t.rbPanels
+		r1 := min(r0+t.rbPanels, t.nPanA)
+		q0 := ct * t.ctPanels
+		q1 := min(q0+t.ctPanels, t.np)
+		t.tile(r0, r1, q0, q1, scratch.f)
+	}
+	putFloats(scratch)
+}
+
+// tile computes C for row panels [r0, r1) × column panels [q0, q1).
+// scratch holds (r1-r0)·mr × (q1-q0)·nr floats of partial sums, used for
+// micro-tiles that are cut by the edge of C and, when beta ≠ 0, for all
+// of them (C then holds fl(beta·C) until the final block adds to it); for
+// full micro-tiles with beta = 0 the partial sums live in C itself.
+func (t *gemmTask) tile(r0, r1, q0, q1 int, scratch []float32) {
+	m, n, k, ldc, c := t.m, t.n, t.k, t.ldc, t.c
+	i0, i1 := r0*mr, min(r1*mr, m)
+	j0, j1 := q0*nr, min(q1*nr, n)
+	if t.beta != 0 && t.beta != 1 {
+		for i := i0; i < i1; i++ {
+			row := c[i*ldc+j0 : i*ldc+j1]
+			for j := range row {
+				row[j] = float32(t.beta * row[j])
+			}
+		}
+	}
+	sld := (q1 - q0) * nr // scratch row stride
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
+		flags := 0
+		if pc > 0 {
+			flags |= flagLoad
+		}
+		last := pc+kb == k
+		for q := q0; q < q1; q++ {
+			bptr := &t.bp[q*k*nr+pc*nr]
+			jj := q * nr
+			fullJ := jj+nr <= n
+			for r := r0; r < r1; r++ {
+				aptr := &t.ap[r*k*mr+pc*mr]
+				ii := r * mr
+				full := fullJ && ii+mr <= m
+				sp := &scratch[(r-r0)*mr*sld+(q-q0)*nr]
+				switch {
+				case full && t.beta == 0:
+					cp := &c[ii*ldc+jj]
+					f := flags
+					if last {
+						f |= flagFinal
+					}
+					microKernel(kb, aptr, bptr, cp, ldc, cp, ldc, t.alpha, f)
+				case full:
+					cp := &c[ii*ldc+jj]
+					f := flags
+					if last {
+						f |= flagFinal | flagAddC
+					}
+					microKernel(kb, aptr, bptr, sp, sld, cp, ldc, t.alpha, f)
+				default:
+					microKernel(kb, aptr, bptr, sp, sld, nil, 0, 0, flags)
+					if last {
+						rows, cols := min(mr, m-ii), min(nr, n-jj)
+						base := (r - r0) * mr * sld
+						for i := 0; i < rows; i++ {
+							s := scratch[base+i*sld+(q-q0)*nr:][:cols]
+							cr := c[(ii+i)*ldc+jj:][:cols]
+							if t.beta == 0 {
+								epilogue(cr, s, t.alpha, 0)
+							} else { // C already holds fl(beta·C)
+								epilogue(cr, s, t.alpha, 1)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// gemv computes c = alpha·x·B + beta·c for one row x (k) and B packed in
+// panels, parallel over column panels.
+func gemv(n, k int, alpha float32, x []float32, bp []float32, beta float32, c []float32) {
+	np := (n + nr - 1) / nr
+	run := func(lo, hi int) {
+		var buf [8 * nr]float32
+		for q := lo; q < hi; q += 8 {
+			qe := min(q+8, hi)
+			gemvPanels(k, x, bp, q, qe, buf[:])
+			j0 := q * nr
+			j1 := min(qe*nr, n)
+			epilogue(c[j0:j1], buf[:j1-j0], alpha, beta)
+		}
+	}
+	if k*n*4 < parallelGemvBytes {
+		run(0, np)
+		return
+	}
+	parallelFor(np, 8, run)
 }

@@ -1,0 +1,52 @@
+//go:build !purego && amd64
+
+package kernels
+
+// Assembly kernels (gemm_amd64.s). See the comments there for the contract
+// of each; the Go drivers in gemm.go guarantee every pointer covers the
+// memory the kernel touches.
+
+//go:noescape
+func kern6x16(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
+
+//go:noescape
+func gemv4(k int, x, b *float32, stride int, out *float32)
+
+//go:noescape
+func gemv1(k int, x, b *float32, out *float32)
+
+//go:noescape
+func peakFMA(iters int) float32
+
+//go:noescape
+func readSum(p *float32, n int) float32
+
+func init() {
+	if !hasAVX2FMA {
+		return
+	}
+	microKernel = kern6x16
+	gemvPanels = gemvPanelsAsm
+	peakLoop = peakFMA
+	readLoop = func(buf []float32) float32 {
+		n := len(buf) &^ 63
+		if n == 0 {
+			return 0
+		}
+		return readSum(&buf[0], n)
+	}
+	kernelName = "avx2-fma 6x16"
+}
+
+// gemvPanelsAsm computes raw sums for panels [q0, q1) of the packed B:
+// out[(q-q0)*nr + j] = Σ_p x[p]·B_q[p][j].
+func gemvPanelsAsm(k int, x []float32, b []float32, q0, q1 int, out []float32) {
+	stride := k * nr
+	q := q0
+	for ; q+4 <= q1; q += 4 {
+		gemv4(k, &x[0], &b[q*stride], stride, &out[(q-q0)*nr : (q-q0+4)*nr][0])
+	}
+	for ; q < q1; q++ {
+		gemv1(k, &x[0], &b[q*stride], &out[(q-q0)*nr : (q-q0+1)*nr][0])
+	}
+}

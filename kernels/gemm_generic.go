@@ -1,0 +1,140 @@
+package kernels
+
+import "unsafe"
+
+// Kernel selection. The pure-Go versions below are the defaults; on amd64
+// with AVX2+FMA (and without the purego tag) gemm_asm.go replaces them with
+// the assembly kernels at init.
+var (
+	microKernel = kern6x16Go
+	gemvPanels  = gemvPanelsGo
+	peakLoop    = peakGo
+	readLoop    = readGo
+	kernelName  = "pure-Go 6x16"
+)
+
+// Micro-kernel flags (see kern6x16Go).
+const (
+	flagLoad  = 1 // start from the partial sums at p instead of zero
+	flagFinal = 2 // last K block: write alpha*acc (+C) to c instead of raw sums to p
+	flagAddC  = 4 // with flagFinal: add the existing C
+)
+
+// kern6x16Go is the portable micro-kernel, with the same contract as the
+// assembly kern6x16: acc[i][j] (6×16) starts from zero or from p (row
+// stride ldp), accumulates acc = acc + fl(a[p][i]·b[p][j]) for p = 0..k-1
+// over the packed micro-panels a (k×6) and b (k×16), and is then either
+// stored raw to p or, on the final block, written as fl(alpha·acc) (+ C)
+// to c (row stride ldc). The products are rounded explicitly (float32
+// conversions) so the compiler cannot fuse them into FMAs differently in
+// different places: the pure-Go GEMM and GEMV give the same bits.
+func kern6x16Go(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int) {
+	var acc [mr * nr]float32
+	if flags&flagLoad != 0 {
+		ps := unsafe.Slice(p, (mr-1)*ldp+nr)
+		for i := 0; i < mr; i++ {
+			copy(acc[i*nr:(i+1)*nr], ps[i*ldp:i*ldp+nr])
+		}
+	}
+	if k > 0 {
+		as := unsafe.Slice(a, k*mr)
+		bs := unsafe.Slice(b, k*nr)
+		for i := 0; i < mr; i += 2 {
+			for j := 0; j < nr; j += 4 {
+				s00, s01, s02, s03 := acc[i*nr+j], acc[i*nr+j+1], acc[i*nr+j+2], acc[i*nr+j+3]
+				s10, s11, s12, s13 := acc[(i+1)*nr+j], acc[(i+1)*nr+j+1], acc[(i+1)*nr+j+2], acc[(i+1)*nr+j+3]
+				for q := 0; q < k; q++ {
+					a0, a1 := as[q*mr+i], as[q*mr+i+1]
+					bq := bs[q*nr+j : q*nr+j+4 : q*nr+j+4]
+					b0, b1, b2, b3 := bq[0], bq[1], bq[2], bq[3]
+					s00 += float32(a0 * b0)
+					s01 += float32(a0 * b1)
+					s02 += float32(a0 * b2)
+					s03 += float32(a0 * b3)
+					s10 += float32(a1 * b0)
+					s11 += float32(a1 * b1)
+					s12 += float32(a1 * b2)
+					s13 += float32(a1 * b3)
+				}
+				acc[i*nr+j], acc[i*nr+j+1], acc[i*nr+j+2], acc[i*nr+j+3] = s00, s01, s02, s03
+				acc[(i+1)*nr+j], acc[(i+1)*nr+j+1], acc[(i+1)*nr+j+2], acc[(i+1)*nr+j+3] = s10, s11, s12, s13
+			}
+		}
+	}
+	if flags&flagFinal == 0 {
+		ps := unsafe.Slice(p, (mr-1)*ldp+nr)
+		for i := 0; i < mr; i++ {
+			copy(ps[i*ldp:i*ldp+nr], acc[i*nr:(i+1)*nr])
+		}
+		return
+	}
+	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for i := 0; i < mr; i++ {
+		row := cs[i*ldc : i*ldc+nr]
+		for j := range row {
+			x := float32(alpha * acc[i*nr+j])
+			if flags&flagAddC != 0 {
+				x += row[j]
+			}
+			row[j] = x
+		}
+	}
+}
+
+// gemvPanelsGo computes raw sums for panels [q0, q1) of a packed B (k steps
+// of nr floats per panel): out[(q-q0)*nr + j] = Σ_p x[p]·B_q[p][j], each
+// accumulated as s = s + fl(x[p]·b) in increasing p, exactly as
+// kern6x16Go does.
+func gemvPanelsGo(k int, x []float32, b []float32, q0, q1 int, out []float32) {
+	x = x[:k]
+	for q := q0; q < q1; q++ {
+		panel := b[q*k*nr : (q+1)*k*nr]
+		o := out[(q-q0)*nr : (q-q0+1)*nr]
+		for j := 0; j < nr; j += 4 {
+			var s0, s1, s2, s3 float32
+			for p, xv := range x {
+				bq := panel[p*nr+j : p*nr+j+4 : p*nr+j+4]
+				s0 += float32(xv * bq[0])
+				s1 += float32(xv * bq[1])
+				s2 += float32(xv * bq[2])
+				s3 += float32(xv * bq[3])
+			}
+			o[j], o[j+1], o[j+2], o[j+3] = s0, s1, s2, s3
+		}
+	}
+}
+
+// peakGo is the portable FMA-peak probe: iters rounds of 12 independent
+// multiply-adds on 8-wide groups (192 flops per round), in scalar Go.
+func peakGo(iters int) float32 {
+	var s [12][8]float32
+	x, y := float32(1), float32(1)
+	for it := 0; it < iters; it++ {
+		for r := range s {
+			for l := range s[r] {
+				s[r][l] += x * y
+			}
+		}
+	}
+	var t float32
+	for r := range s {
+		for l := range s[r] {
+			t += s[r][l]
+		}
+	}
+	return t
+}
+
+// readGo streams buf and returns the sum of its elements (portable
+// read-bandwidth probe).
+func readGo(buf []float32) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(buf) &^ 3
+	for i := 0; i < n; i += 4 {
+		s0 += buf[i]
+		s1 += buf[i+1]
+		s2 += buf[i+2]
+		s3 += buf[i+3]
+	}
+	return s0 + s1 + s2 + s3
+}
