@@ -1,21 +1,33 @@
 package checkpoint
 
-import (
-	"encoding/binary"
-	"math"
-)
+import "fmt"
 
 // FromFloat32 builds an in-memory checkpoint from float32 tensors (name →
 // values with shape), for benchmarks and tests that construct a model of a
-// real configuration with random weights, without a file.
+// real configuration with random weights, without a file. The Data slices
+// are used in place (not copied). A tensor whose Data length does not match
+// its shape makes Float32 return an error naming it.
 func FromFloat32(tensors map[string]MemTensor) *Checkpoint {
-	c := &Checkpoint{dir: "(memory)", tensors: map[string]tensorRef{}}
+	c := &Checkpoint{dir: "(memory)", tensors: map[string]*tensor{}}
 	for name, t := range tensors {
-		b := make([]byte, 4*len(t.Data))
-		for i, v := range t.Data {
-			binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+		mt := &tensor{name: name, file: "(memory)", dtype: "F32", shape: append([]int(nil), t.Shape...)}
+		n := 1
+		for _, d := range t.Shape {
+			if d < 0 {
+				n = -1
+				break
+			}
+			n *= d
 		}
-		c.tensors[name] = tensorRef{file: "(memory)", dtype: "F32", shape: append([]int(nil), t.Shape...), data: b}
+		switch {
+		case n != len(t.Data):
+			mt.err = fmt.Errorf("checkpoint (memory): tensor %q has %d values for shape %v", name, len(t.Data), t.Shape)
+		case t.Data == nil:
+			mt.f32 = []float32{}
+		default:
+			mt.f32 = t.Data
+		}
+		c.tensors[name] = mt
 	}
 	return c
 }
