@@ -1,0 +1,131 @@
+package bert
+
+import (
+	"fmt"
+
+	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+)
+
+// Names are the HF tensor names of a BLIP text model relative to its
+// prefix ("text_decoder." or "text_encoder."); layer names take the layer
+// index. Bound explicitly so a missing tensor fails at load with its name.
+var names = struct {
+	wordEmb, posEmb, embNorm            string
+	q, k, v, attnOut, attnNorm          string
+	cq, ck, cv, crossOut, crossNorm     string
+	inter, out, outNorm                 string
+	transform, transformNorm, dec, decB string
+	predBias, encoderBody, decoderBody  string
+	decoderLegacyBias                   string
+}{
+	wordEmb: "embeddings.word_embeddings.weight", posEmb: "embeddings.position_embeddings.weight",
+	embNorm: "embeddings.LayerNorm",
+	q:       "encoder.layer.%d.attention.self.query", k: "encoder.layer.%d.attention.self.key",
+	v: "encoder.layer.%d.attention.self.value", attnOut: "encoder.layer.%d.attention.output.dense",
+	attnNorm: "encoder.layer.%d.attention.output.LayerNorm",
+	cq:       "encoder.layer.%d.crossattention.self.query", ck: "encoder.layer.%d.crossattention.self.key",
+	cv: "encoder.layer.%d.crossattention.self.value", crossOut: "encoder.layer.%d.crossattention.output.dense",
+	crossNorm: "encoder.layer.%d.crossattention.output.LayerNorm",
+	inter:     "encoder.layer.%d.intermediate.dense", out: "encoder.layer.%d.output.dense",
+	outNorm:   "encoder.layer.%d.output.LayerNorm",
+	transform: "cls.predictions.transform.dense", transformNorm: "cls.predictions.transform.LayerNorm",
+	dec: "cls.predictions.decoder.weight", predBias: "cls.predictions.bias",
+	decoderLegacyBias: "cls.predictions.decoder.bias",
+	// BlipTextLMHeadModel nests the transformer under "bert."; the
+	// text_encoder (BlipTextModel) does not.
+	decoderBody: "bert.", encoderBody: "",
+}
+
+// Load binds a BLIP text model's weights. prefix is the module prefix in
+// the checkpoint: "text_decoder." loads BlipTextLMHeadModel (transformer
+// under "bert.", plus the LM head), "text_encoder." loads BlipTextModel
+// (no head) — withHead selects which. Cross-attention weights are loaded
+// when cfg.CrossAttention is set. A missing LM-head decoder weight is tied
+// to the word embeddings, as HF does.
+func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	body := prefix + names.encoderBody
+	if withHead {
+		body = prefix + names.decoderBody
+	}
+	ld := &loader{ck: ck}
+	h, inter, e := cfg.HiddenSize, cfg.IntermediateSize, cfg.EncoderHiddenSize
+	m := &Model{cfg: cfg}
+	var err error
+	if m.wordEmb, err = ld.tensor(body+names.wordEmb, cfg.VocabSize, h); err != nil {
+		return nil, err
+	}
+	if m.posEmb, err = ld.tensor(body+names.posEmb, cfg.MaxPositions, h); err != nil {
+		return nil, err
+	}
+	if m.embNorm, err = ld.layerNorm(body+names.embNorm, h, cfg.LayerNormEps); err != nil {
+		return nil, err
+	}
+	for i := 0; i < cfg.NumLayers; i++ {
+		L := func(f string) string { return body + fmt.Sprintf(f, i) }
+		layer := &Layer{}
+		if layer.Self.QKV, err = ld.fused([]string{L(names.q), L(names.k), L(names.v)}, h, h); err != nil {
+			return nil, err
+		}
+		if layer.Self.Out, err = ld.linear(L(names.attnOut), h, h); err != nil {
+			return nil, err
+		}
+		if layer.Self.Norm, err = ld.layerNorm(L(names.attnNorm), h, cfg.LayerNormEps); err != nil {
+			return nil, err
+		}
+		if cfg.CrossAttention {
+			x := &CrossAttention{}
+			if x.Query, err = ld.linear(L(names.cq), h, h); err != nil {
+				return nil, err
+			}
+			if x.KV, err = ld.fused([]string{L(names.ck), L(names.cv)}, h, e); err != nil {
+				return nil, err
+			}
+			if x.Out, err = ld.linear(L(names.crossOut), h, h); err != nil {
+				return nil, err
+			}
+			if x.Norm, err = ld.layerNorm(L(names.crossNorm), h, cfg.LayerNormEps); err != nil {
+				return nil, err
+			}
+			layer.Cross = x
+		}
+		if layer.Inter, err = ld.linear(L(names.inter), inter, h); err != nil {
+			return nil, err
+		}
+		if layer.Out, err = ld.linear(L(names.out), h, inter); err != nil {
+			return nil, err
+		}
+		if layer.Norm, err = ld.layerNorm(L(names.outNorm), h, cfg.LayerNormEps); err != nil {
+			return nil, err
+		}
+		m.layers = append(m.layers, layer)
+	}
+	if withHead {
+		hd := &LMHead{}
+		if hd.Transform, err = ld.linear(prefix+names.transform, h, h); err != nil {
+			return nil, err
+		}
+		if hd.Norm, err = ld.layerNorm(prefix+names.transformNorm, h, cfg.LayerNormEps); err != nil {
+			return nil, err
+		}
+		w := m.wordEmb // tied (HF tie_word_embeddings) when the file omits the decoder weight
+		if ck.Has(prefix + names.dec) {
+			if w, err = ld.tensor(prefix+names.dec, cfg.VocabSize, h); err != nil {
+				return nil, err
+			}
+		}
+		biasName := prefix + names.predBias
+		if !ck.Has(biasName) && ck.Has(prefix+names.decoderLegacyBias) {
+			biasName = prefix + names.decoderLegacyBias
+		}
+		b, err := ld.tensor(biasName, cfg.VocabSize)
+		if err != nil {
+			return nil, err
+		}
+		hd.Decoder = newLinear(w, cfg.VocabSize, h, b)
+		m.head = hd
+	}
+	return m, nil
+}

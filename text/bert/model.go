@@ -1,0 +1,392 @@
+package bert
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/glimpse-vlm/glimpse/kernels"
+)
+
+// Model is a loaded BLIP text transformer, optionally with its LM head.
+// It is immutable after Load and safe for concurrent use; per-call state
+// lives in Workspace, Cache and CrossKV values owned by the caller.
+type Model struct {
+	cfg     Config
+	wordEmb []float32 // (vocab, H)
+	posEmb  []float32 // (max_positions, H)
+	embNorm LayerNorm // embeddings.LayerNorm (H)
+	layers  []*Layer
+	head    *LMHead // nil without an LM head
+}
+
+// LayerNorm is a LayerNorm's weights.
+type LayerNorm struct {
+	Gamma, Beta []float32 // (H), (H)
+	Eps         float32
+}
+
+// Forward normalises rows rows of x (len(Gamma) wide) into out (may alias x).
+func (n *LayerNorm) Forward(out, x []float32, rows int) {
+	d := len(n.Gamma)
+	kernels.LayerNorm(out, x, rows, d, d, n.Gamma, n.Beta, n.Eps)
+}
+
+// SelfAttention is a layer's attention block (attention.*).
+type SelfAttention struct {
+	QKV  *kernels.Linear // fused [query; key; value]: (3H, H)
+	Out  *kernels.Linear // output.dense: (H, H)
+	Norm LayerNorm       // output.LayerNorm (H)
+}
+
+// CrossAttention is a layer's cross-attention block (crossattention.*).
+type CrossAttention struct {
+	Query *kernels.Linear // self.query: (H, H)
+	KV    *kernels.Linear // fused [self.key; self.value]: (2H, encoder_hidden_size)
+	Out   *kernels.Linear // output.dense: (H, H)
+	Norm  LayerNorm       // output.LayerNorm (H)
+}
+
+// Layer is one post-norm BERT layer (encoder.layer.i).
+type Layer struct {
+	Self  SelfAttention
+	Cross *CrossAttention // nil when the checkpoint has no cross-attention
+	Inter *kernels.Linear // intermediate.dense: (I, H), with the activation
+	Out   *kernels.Linear // output.dense: (H, I)
+	Norm  LayerNorm       // output.LayerNorm (H)
+}
+
+// LMHead is cls.predictions: transform.dense → act → transform.LayerNorm →
+// decoder (+ bias).
+type LMHead struct {
+	Transform *kernels.Linear // transform.dense: (H, H)
+	Norm      LayerNorm       // transform.LayerNorm (H)
+	Decoder   *kernels.Linear // decoder.weight (V, H) with bias predictions.bias (V)
+}
+
+// Config returns the model's configuration.
+func (m *Model) Config() Config { return m.cfg }
+
+// HasHead reports whether the model has an LM head (Logits works).
+func (m *Model) HasHead() bool { return m.head != nil }
+
+// HasCrossAttention reports whether the layers carry cross-attention.
+func (m *Model) HasCrossAttention() bool { return len(m.layers) > 0 && m.layers[0].Cross != nil }
+
+// Cache is one sequence's self-attention key/value cache. The zero value
+// is an empty cache; it grows as tokens are appended.
+type Cache struct {
+	k, v [][]float32 // per layer: (Len, H)
+	n    int
+}
+
+// Len is the number of cached positions.
+func (c *Cache) Len() int { return c.n }
+
+// Clone returns an independent copy (beam search forks sequences).
+func (c *Cache) Clone() *Cache {
+	out := &Cache{n: c.n, k: make([][]float32, len(c.k)), v: make([][]float32, len(c.v))}
+	for l := range c.k {
+		out.k[l] = append(make([]float32, 0, cap(c.k[l])), c.k[l]...)
+		out.v[l] = append(make([]float32, 0, cap(c.v[l])), c.v[l]...)
+	}
+	return out
+}
+
+// CopyFrom makes c a copy of src, reusing c's buffers.
+func (c *Cache) CopyFrom(src *Cache) {
+	if len(c.k) != len(src.k) {
+		c.k = make([][]float32, len(src.k))
+		c.v = make([][]float32, len(src.v))
+	}
+	for l := range src.k {
+		c.k[l] = append(c.k[l][:0], src.k[l]...)
+		c.v[l] = append(c.v[l][:0], src.v[l]...)
+	}
+	c.n = src.n
+}
+
+// Bytes is the memory the cache holds.
+func (c *Cache) Bytes() int {
+	n := 0
+	for l := range c.k {
+		n += 4 * (cap(c.k[l]) + cap(c.v[l]))
+	}
+	return n
+}
+
+// CrossKV holds every layer's cross-attention keys and values over one
+// request's encoder states (image or question), computed once by
+// (*Model).CrossKV and shared, read-only, by all of that request's
+// sequences (beams) and decoding steps.
+type CrossKV struct {
+	kv   [][]float32 // per layer: (Len, 2H) = [keys | values]
+	n    int
+	bias []float32 // (Len) additive key bias from the encoder mask, or nil
+}
+
+// Len is the number of encoder positions.
+func (x *CrossKV) Len() int { return x.n }
+
+// Bytes is the memory the keys and values hold.
+func (x *CrossKV) Bytes() int {
+	n := 4 * len(x.bias)
+	for _, l := range x.kv {
+		n += 4 * len(l)
+	}
+	return n
+}
+
+// maskMin is torch.finfo(float32).min, HF's additive value for masked
+// encoder positions.
+const maskMin = -math.MaxFloat32
+
+// CrossKV projects encoder states enc (encLen rows of encoder_hidden_size)
+// into every layer's cross-attention keys and values. mask, if not nil,
+// has encLen entries (0 = masked, as HF's encoder_attention_mask; nil =
+// all ones).
+func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error) {
+	if !m.HasCrossAttention() {
+		return nil, fmt.Errorf("bert: this text model has no cross-attention weights (is_decoder false)")
+	}
+	e := m.cfg.EncoderHiddenSize
+	if encLen <= 0 || len(enc) < encLen*e {
+		return nil, fmt.Errorf("bert: encoder states: %d values for %d positions of width %d", len(enc), encLen, e)
+	}
+	if mask != nil && len(mask) != encLen {
+		return nil, fmt.Errorf("bert: encoder mask has %d entries for %d positions", len(mask), encLen)
+	}
+	x := &CrossKV{n: encLen, kv: make([][]float32, len(m.layers))}
+	h := m.cfg.HiddenSize
+	for l, layer := range m.layers {
+		x.kv[l] = make([]float32, encLen*2*h)
+		layer.Cross.KV.Forward(x.kv[l], enc, encLen, kernels.ActNone)
+	}
+	if mask != nil {
+		x.bias = make([]float32, encLen)
+		for i, v := range mask {
+			if v == 0 {
+				x.bias[i] = maskMin
+			}
+		}
+	}
+	return x, nil
+}
+
+// Seq is one sequence in a Forward batch.
+type Seq struct {
+	// Tokens are the new token ids, appended after the cached positions
+	// (positions Cache.Len() … Cache.Len()+len(Tokens)−1).
+	Tokens []int
+	// Cache is the sequence's self-attention cache; Forward appends the
+	// new keys and values. It must not be nil.
+	Cache *Cache
+	// Cross, if not nil, is the request's cross-attention state; nil skips
+	// cross-attention (HF: no encoder_hidden_states).
+	Cross *CrossKV
+	// Mask, if not nil, is HF's attention_mask over all Cache.Len()+
+	// len(Tokens) positions (1 = attend, 0 = padding, additive −10000).
+	Mask []int
+}
+
+// Workspace holds Forward's scratch buffers; reuse one per caller
+// (it is not safe for concurrent use). The zero value is ready.
+type Workspace struct {
+	h, qkv, ctx, tmp, mid, q []float32
+	bias                     []float32
+	headX, logits            []float32
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// Forward runs the text transformer over the new tokens of every sequence
+// (stacked in order) and returns their final hidden states (Σ len(Tokens)
+// rows of H), valid until the next call with ws. causal selects the
+// decoder's causal self-attention (BlipTextLMHeadModel); otherwise it is
+// bidirectional (the VQA/ITM text_encoder).
+func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, error) {
+	c := m.cfg
+	h := c.HiddenSize
+	rows := 0
+	for i, s := range seqs {
+		if len(s.Tokens) == 0 || s.Cache == nil {
+			return nil, fmt.Errorf("bert: sequence %d: no tokens or no cache", i)
+		}
+		if end := s.Cache.n + len(s.Tokens); end > c.MaxPositions {
+			return nil, fmt.Errorf("bert: sequence %d reaches %d positions, the model has %d (max_position_embeddings)", i, end, c.MaxPositions)
+		}
+		if s.Mask != nil && len(s.Mask) != s.Cache.n+len(s.Tokens) {
+			return nil, fmt.Errorf("bert: sequence %d: attention mask has %d entries for %d positions", i, len(s.Mask), s.Cache.n+len(s.Tokens))
+		}
+		if s.Cross != nil && (!m.HasCrossAttention() || len(s.Cross.kv) != len(m.layers)) {
+			return nil, fmt.Errorf("bert: sequence %d: cross-attention state does not belong to this model", i)
+		}
+		for _, id := range s.Tokens {
+			if id < 0 || id >= c.VocabSize {
+				return nil, fmt.Errorf("bert: sequence %d: token id %d outside the vocabulary [0, %d)", i, id, c.VocabSize)
+			}
+		}
+		rows += len(s.Tokens)
+	}
+	ws.h = grow(ws.h, rows*h)
+	ws.qkv = grow(ws.qkv, rows*3*h)
+	ws.ctx = grow(ws.ctx, rows*h)
+	ws.tmp = grow(ws.tmp, rows*h)
+	ws.q = grow(ws.q, rows*h)
+	ws.mid = grow(ws.mid, rows*c.IntermediateSize)
+
+	m.embed(ws.h, ws.tmp, seqs)
+	for l, layer := range m.layers {
+		layer.forward(m, l, ws, seqs, rows, causal)
+	}
+	for _, s := range seqs {
+		s.Cache.n += len(s.Tokens)
+	}
+	return ws.h, nil
+}
+
+// embed writes word + position embeddings, layer-normed, for the new
+// tokens into out, using tmp (same size) as scratch.
+func (m *Model) embed(out, tmp []float32, seqs []Seq) {
+	h := m.cfg.HiddenSize
+	r := 0
+	pos := make([]int, 0, 8)
+	for _, s := range seqs {
+		n := len(s.Tokens)
+		dst := out[r*h : (r+n)*h]
+		kernels.Gather(dst, m.wordEmb, h, s.Tokens)
+		pos = pos[:0]
+		for i := 0; i < n; i++ {
+			pos = append(pos, s.Cache.n+i)
+		}
+		posRows := tmp[r*h : (r+n)*h]
+		kernels.Gather(posRows, m.posEmb, h, pos)
+		kernels.Add(dst, dst, posRows)
+		r += n
+	}
+	m.embNorm.Forward(out, out, r)
+}
+
+// forward applies layer l in place to ws.h (rows stacked new tokens).
+func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int, causal bool) {
+	c := m.cfg
+	h := c.HiddenSize
+	hd := h / c.NumHeads
+	ap := kernels.AttentionParams{Heads: c.NumHeads, HeadDim: hd, Scale: float32(1 / math.Sqrt(float64(hd)))}
+
+	// h = LN(h + dense(SelfAttention(h)))
+	layer.Self.QKV.Forward(ws.qkv, ws.h, rows, kernels.ActNone)
+	r := 0
+	for _, s := range seqs {
+		n := len(s.Tokens)
+		cache := s.Cache
+		if len(cache.k) != len(m.layers) {
+			cache.k = make([][]float32, len(m.layers))
+			cache.v = make([][]float32, len(m.layers))
+		}
+		past := cache.n
+		// Append the new keys and values (columns H..2H and 2H..3H).
+		cache.k[l] = cache.k[l][:past*h]
+		cache.v[l] = cache.v[l][:past*h]
+		for i := 0; i < n; i++ {
+			row := ws.qkv[(r+i)*3*h:]
+			cache.k[l] = append(cache.k[l], row[h:2*h]...)
+			cache.v[l] = append(cache.v[l], row[2*h:3*h]...)
+		}
+		p := ap
+		p.Causal = causal
+		if s.Mask != nil {
+			ws.bias = grow(ws.bias, len(s.Mask))
+			for j, v := range s.Mask {
+				ws.bias[j] = 0
+				if v == 0 {
+					ws.bias[j] = -10000
+				}
+			}
+			p.KeyBias = ws.bias
+		}
+		kernels.Attention(p, ws.qkv[r*3*h:], n, 3*h, cache.k[l], h, cache.v[l], h, past+n, ws.ctx[r*h:], h)
+		r += n
+	}
+	layer.Self.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
+	kernels.Add(ws.h, ws.h, ws.tmp)
+	layer.Self.Norm.Forward(ws.h, ws.h, rows)
+
+	// h = LN(h + dense(CrossAttention(h, encoder))) for sequences with an encoder.
+	if layer.Cross != nil && anyCross(seqs) {
+		layer.Cross.Query.Forward(ws.q, ws.h, rows, kernels.ActNone)
+		r = 0
+		for _, s := range seqs {
+			n := len(s.Tokens)
+			if s.Cross != nil {
+				kv := s.Cross.kv[l]
+				p := ap
+				p.KeyBias = s.Cross.bias
+				kernels.Attention(p, ws.q[r*h:], n, h, kv, 2*h, kv[h:], 2*h, s.Cross.n, ws.ctx[r*h:], h)
+			}
+			r += n
+		}
+		layer.Cross.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
+		if allCross(seqs) {
+			kernels.Add(ws.h, ws.h, ws.tmp)
+			layer.Cross.Norm.Forward(ws.h, ws.h, rows)
+		} else { // mixed batch: apply only to rows of sequences with an encoder
+			r = 0
+			for _, s := range seqs {
+				n := len(s.Tokens)
+				if s.Cross != nil {
+					seg := ws.h[r*h : (r+n)*h]
+					kernels.Add(seg, seg, ws.tmp[r*h:(r+n)*h])
+					layer.Cross.Norm.Forward(seg, seg, n)
+				}
+				r += n
+			}
+		}
+	}
+
+	// h = LN(h + dense2(act(dense1(h))))
+	layer.Inter.Forward(ws.mid, ws.h, rows, c.Act)
+	layer.Out.Forward(ws.tmp, ws.mid, rows, kernels.ActNone)
+	kernels.Add(ws.h, ws.h, ws.tmp)
+	layer.Norm.Forward(ws.h, ws.h, rows)
+}
+
+func anyCross(seqs []Seq) bool {
+	for _, s := range seqs {
+		if s.Cross != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func allCross(seqs []Seq) bool {
+	for _, s := range seqs {
+		if s.Cross == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Logits applies the LM head to rows rows of hidden states (H wide) and
+// returns rows×vocab logits, valid until the next call with ws.
+func (m *Model) Logits(ws *Workspace, hidden []float32, rows int) ([]float32, error) {
+	if m.head == nil {
+		return nil, fmt.Errorf("bert: this text model has no LM head (cls.predictions)")
+	}
+	h, v := m.cfg.HiddenSize, m.cfg.VocabSize
+	if len(hidden) < rows*h {
+		return nil, fmt.Errorf("bert: %d hidden values for %d rows of %d", len(hidden), rows, h)
+	}
+	ws.headX = grow(ws.headX, rows*h)
+	ws.logits = grow(ws.logits, rows*v)
+	m.head.Transform.Forward(ws.headX, hidden, rows, m.cfg.Act)
+	m.head.Norm.Forward(ws.headX, ws.headX, rows)
+	m.head.Decoder.Forward(ws.logits, ws.headX, rows, kernels.ActNone)
+	return ws.logits, nil
+}
