@@ -117,7 +117,7 @@ func TestCaptionDecoderTeacherForced(t *testing.T) {
 	ids, ishape := g.ids("tf_input_ids")
 	mask, _ := g.ids("tf_attention_mask")
 	hs, hshape := g.f32("tf_decoder_hidden_states") // [layers+1, B, L, H]
-	logits, _ := g.f32("tf_logits")                  // [B, L, V]
+	logits, _ := g.f32("tf_logits")                 // [B, L, V]
 	B, L, H, V, N, D := ishape[0], ishape[1], cfg.HiddenSize, cfg.VocabSize, vshape[1], vshape[2]
 	last := (hshape[0] - 1) * B * L * H
 	var ws Workspace
