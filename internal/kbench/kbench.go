@@ -1,0 +1,276 @@
+// Package kbench measures Glimpse's float32 kernels on this machine and
+// prints one table (or JSON): GEMM GFLOP/s on the ViT and batch shapes,
+// as a fraction of the machine's FMA peak and as a ratio to gonum's
+// pure-Go Sgemm, and decode GEMV GB/s as a fraction of the machine's
+// memory read bandwidth, all measured in the same run. It backs
+// `glimpse bench kernels`.
+package kbench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/glimpse-vlm/glimpse/kernels"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// Options selects what Run measures.
+type Options struct {
+	// Threads is the number of threads for the kernels (kernels.SetThreads)
+	// and for gonum (GOMAXPROCS while it runs). 0 measures at 1 thread and,
+	// if the machine has more, at runtime.GOMAXPROCS(0) threads.
+	Threads int
+	// JSON prints a JSON array of Result instead of a table.
+	JSON bool
+	// Quick takes fewer and shorter repetitions, smaller probe buffers and
+	// skips gonum on shapes above 10 GFLOP (for CI smoke runs).
+	Quick bool
+	// Shapes, if non-empty, keeps only the shapes whose name ("197x768x2304"
+	// for M×K×N, "1x768x30524" for a decode GEMV) contains one of these
+	// substrings.
+	Shapes []string
+	// Custom, if non-empty, replaces the default shape list (M, K, N;
+	// M = 1 is measured as a GEMV). Meant for tests.
+	Custom [][3]int
+}
+
+// Result is one measurement (one JSON object of the --json output).
+type Result struct {
+	Op         string  `json:"op"` // "gemm" or "gemv"
+	M          int     `json:"m"`
+	K          int     `json:"k"`
+	N          int     `json:"n"`
+	Threads    int     `json:"threads"`
+	GFLOPS     float64 `json:"gflops"`      // GemmPacked (weights pre-packed)
+	GBPS       float64 `json:"gbps"`        // packed weight bytes read per second (gemv)
+	PeakGFLOPS float64 `json:"peak_gflops"` // FMA peak at this thread count
+	// Extra context, also measured in this run.
+	GemmGFLOPS  float64 `json:"gemm_unpacked_gflops,omitempty"` // Gemm packing B per call
+	GonumGFLOPS float64 `json:"gonum_gflops,omitempty"`         // gonum Sgemm, same threads
+	ReadGBPS    float64 `json:"read_gbps,omitempty"`            // streaming read bandwidth (gemv)
+}
+
+// DefaultShapes are the benchmark shapes (M, K, N): ViT-B/16 at 224 px
+// (M = 197), 384 px (M = 577), a batch of 8 (M = 1576), 1024³, and the
+// decode GEMVs (M = 1).
+var DefaultShapes = func() [][3]int {
+	var s [][3]int
+	for _, m := range []int{197, 577, 1576} {
+		for _, kn := range [][2]int{{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}} {
+			s = append(s, [3]int{m, kn[0], kn[1]})
+		}
+	}
+	return append(s, [3]int{1024, 1024, 1024}, [3]int{1, 768, 768}, [3]int{1, 768, 3072}, [3]int{1, 768, 30524})
+}()
+
+// Run measures and prints to w.
+func Run(w io.Writer, opts Options) error {
+	if opts.Threads < 0 {
+		return fmt.Errorf("kbench: threads = %d; pass 0 (1 and all) or a positive count", opts.Threads)
+	}
+	shapes := opts.Custom
+	if len(shapes) == 0 {
+		shapes = DefaultShapes
+	}
+	var sel [][3]int
+	for _, s := range shapes {
+		if s[0] <= 0 || s[1] <= 0 || s[2] <= 0 {
+			return fmt.Errorf("kbench: shape %v has a non-positive dimension", s)
+		}
+		if keep(name(s), opts.Shapes) {
+			sel = append(sel, s)
+		}
+	}
+	if len(sel) == 0 {
+		return fmt.Errorf("kbench: no shape matches %q; shapes are named like %s", opts.Shapes, name(shapes[0]))
+	}
+	threads := []int{opts.Threads}
+	if opts.Threads == 0 {
+		threads = []int{1}
+		if g := runtime.GOMAXPROCS(0); g > 1 {
+			threads = append(threads, g)
+		}
+	}
+	prev := kernels.SetThreads(threads[0])
+	defer kernels.SetThreads(prev)
+
+	var results []Result
+	for _, th := range threads {
+		kernels.SetThreads(th)
+		peak := measurePeak(th, opts.Quick)
+		var readBW float64
+		for _, s := range sel {
+			r, err := measure(s, th, peak, opts.Quick, &readBW)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	return printTable(w, results)
+}
+
+func name(s [3]int) string { return fmt.Sprintf("%dx%dx%d", s[0], s[1], s[2]) }
+
+func keep(n string, filters []string) bool {
+	if len(filters) == 0 {
+		return true
+	}
+	for _, f := range filters {
+		if strings.Contains(n, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// timeIt returns the median over reps of the seconds per call of f, each
+// rep repeating f for at least minDur.
+func timeIt(f func(), reps int, minDur time.Duration) float64 {
+	f() // warm up
+	var per []float64
+	for r := 0; r < reps; r++ {
+		n := 0
+		start := time.Now()
+		for {
+			f()
+			n++
+			if d := time.Since(start); d >= minDur {
+				per = append(per, d.Seconds()/float64(n))
+				break
+			}
+		}
+	}
+	slices.Sort(per)
+	return per[len(per)/2]
+}
+
+func reps(quick bool) (int, time.Duration) {
+	if quick {
+		return 1, 5 * time.Millisecond
+	}
+	return 5, 150 * time.Millisecond
+}
+
+// onThreads runs f(i) on th goroutines at once and waits.
+func onThreads(th int, f func(i int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < th; i++ {
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); f(i) }(i)
+	}
+	wg.Wait()
+}
+
+// measurePeak returns the FMA peak in GFLOP/s with th threads each
+// running kernels.PeakFMALoop.
+func measurePeak(th int, quick bool) float64 {
+	iters := 1 << 18
+	if quick {
+		iters = 1 << 12
+	}
+	n, d := reps(quick)
+	sec := timeIt(func() { onThreads(th, func(int) { kernels.PeakFMALoop(iters) }) }, n, d)
+	return float64(th) * float64(iters) * kernels.FlopsPerPeakIter / sec / 1e9
+}
+
+// measureRead returns the read bandwidth in GB/s of th threads streaming
+// disjoint parts of a buffer far larger than the caches.
+func measureRead(th int, quick bool) float64 {
+	size := 256 << 20 // bytes
+	if quick {
+		size = 8 << 20
+	}
+	buf := make([]float32, size/4)
+	for i := range buf {
+		buf[i] = 1
+	}
+	part := len(buf) / th
+	n, _ := reps(quick)
+	sec := timeIt(func() {
+		onThreads(th, func(i int) { kernels.ReadBandwidthLoop(buf[i*part : (i+1)*part]) })
+	}, n, 0)
+	return float64(part*th*4) / sec / 1e9
+}
+
+func randVec(rng *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = rng.Float32()*2 - 1
+	}
+	return x
+}
+
+func measure(s [3]int, th int, peak float64, quick bool, readBW *float64) (Result, error) {
+	m, k, n := s[0], s[1], s[2]
+	rng := rand.New(rand.NewSource(1))
+	a, wt := randVec(rng, m*k), randVec(rng, n*k) // wt: [N, K] (nn.Linear)
+	c := make([]float32, m*n)
+	pb := kernels.PackB(true, k, n, wt, k)
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	reps, minDur := reps(quick)
+	res := Result{Op: "gemm", M: m, K: k, N: n, Threads: th, PeakGFLOPS: peak}
+	sec := timeIt(func() { kernels.GemmPacked(m, 1, a, k, pb, 0, c, n) }, reps, minDur)
+	res.GFLOPS = flops / sec / 1e9
+	if m == 1 {
+		res.Op = "gemv"
+		res.GBPS = float64(pb.Bytes()) / sec / 1e9
+		if *readBW == 0 {
+			*readBW = measureRead(th, quick)
+		}
+		res.ReadGBPS = *readBW
+		return res, nil
+	}
+	sec = timeIt(func() { kernels.Gemm(false, true, m, n, k, 1, a, k, wt, k, 0, c, n) }, reps, minDur)
+	res.GemmGFLOPS = flops / sec / 1e9
+	if !quick || flops <= 1e10 {
+		old := runtime.GOMAXPROCS(th)
+		impl := gonum.Implementation{}
+		sec = timeIt(func() {
+			impl.Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, k, wt, k, 0, c, n)
+		}, 1, 0)
+		runtime.GOMAXPROCS(old)
+		res.GonumGFLOPS = flops / sec / 1e9
+	}
+	return res, nil
+}
+
+func printTable(w io.Writer, rs []Result) error {
+	fmt.Fprintf(w, "kernel: %s\n", kernels.KernelName())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tM×K×N\tthreads\tGFLOP/s\t% peak\tpeak GFLOP/s\tGemm (pack/call)\tgonum\t× gonum\tGB/s\t% read BW\tread GB/s\t")
+	for _, r := range rs {
+		gon, ratio, gemm := "-", "-", "-"
+		if r.GonumGFLOPS > 0 {
+			gon = fmt.Sprintf("%.2f", r.GonumGFLOPS)
+			ratio = fmt.Sprintf("%.1f", r.GFLOPS/r.GonumGFLOPS)
+		}
+		if r.GemmGFLOPS > 0 {
+			gemm = fmt.Sprintf("%.1f", r.GemmGFLOPS)
+		}
+		gbps, frac, rbw := "-", "-", "-"
+		if r.Op == "gemv" {
+			gbps = fmt.Sprintf("%.1f", r.GBPS)
+			frac = fmt.Sprintf("%.0f%%", 100*r.GBPS/r.ReadGBPS)
+			rbw = fmt.Sprintf("%.1f", r.ReadGBPS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.0f%%\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Op, name([3]int{r.M, r.K, r.N}), r.Threads, r.GFLOPS, 100*r.GFLOPS/r.PeakGFLOPS, r.PeakGFLOPS,
+			gemm, gon, ratio, gbps, frac, rbw)
+	}
+	return tw.Flush()
+}
