@@ -1,6 +1,10 @@
 package kernels
 
-import "math"
+import (
+	"fmt"
+	"math"
+	"sync"
+)
 
 // AttentionParams describes one multi-head scaled-dot-product attention.
 type AttentionParams struct {
@@ -16,51 +20,275 @@ type AttentionParams struct {
 	KeyBias []float32
 }
 
+// Tiling of the attention kernel. Keys are processed in blocks of
+// attnKeyBlock starting at key 0 (a fixed partition of the key axis, the
+// same for every query, so a query's result never depends on which other
+// queries share the call); queries in blocks of attnQueryBlock rows, the
+// unit of parallel work together with the head.
+const (
+	attnKeyBlock   = 64
+	attnQueryBlock = 32
+	// attnSerialMACs: problems with fewer multiply-adds than this stay on
+	// the calling goroutine (a decode step); attnChunkMACs is the least
+	// work handed to one pool worker.
+	attnSerialMACs = 1 << 20
+	attnChunkMACs  = 1 << 18
+)
+
 // Attention computes, for every head h and query i,
 //
 //	out[i, h] = Σ_j softmax_j(Scale·q[i,h]·k[j,h] + KeyBias[j]) · v[j,h]
 //
 // where x[i,h] is the HeadDim-wide slice at columns h·HeadDim of row i.
 // q has qLen rows (leading dimension ldq); k and v have kLen rows (ldk,
-// ldv); out has qLen rows (ldo). Causally masked keys get weight exactly 0.
+// ldv); out has qLen rows (ldo). Causally masked keys get weight exactly 0
+// (they are not computed at all); so do keys whose score is −Inf. A query
+// that can attend to no key (causal with qLen > kLen, or every bias −Inf)
+// gets a zero output row. Keys masked with a finite bias such as −10000 or
+// −3.4e38 (finfo.min) behave exactly as in PyTorch's softmax (weight
+// exp(bias − max) rounded, i.e. 0 next to any unmasked key).
+//
+// Evaluation (flash-attention style, so that no more than one tile of
+// scores exists per worker): for each head and block of 32 queries, keys
+// are visited in blocks of 64; for one query at a time the 64 scores of a
+// block (the tile, 256 bytes) are computed, and an online softmax keeps the
+// running maximum m, the running sum l (float64) and the unnormalised output
+// o (HeadDim floats): when a block raises the maximum, l and o are first
+// scaled by exp(m_old − m_new); then l += Σ exp(s − m) and o += Σ exp(s −
+// m)·v. Finally out = o·(1/l). The key blocks are the same for every query,
+// so the result of query i is bit-for-bit the same whether it is computed
+// alone or together with other queries (batch invariance; this is why the
+// tile is one query × one key block rather than a variable query block).
+// Heads × query blocks run in parallel on the worker pool when the problem
+// is large (≥ 2^20 multiply-adds); smaller ones, such as decode steps, run
+// on the calling goroutine.
+//
+// Aliasing: out may be the same slice as q with ldo == ldq (each query row
+// is read only before its own output is written); out must not overlap k,
+// v or KeyBias. Inconsistent sizes (short slices, ld < Heads·HeadDim,
+// len(KeyBias) < kLen) are programming errors and panic with a message.
 func Attention(p AttentionParams, q []float32, qLen, ldq int, k []float32, ldk int, v []float32, ldv int, kLen int, out []float32, ldo int) {
+	seq := AttentionSeq{Q: q, QLen: qLen, LDQ: ldq, K: k, LDK: ldk, V: v, LDV: ldv, KLen: kLen, KeyBias: p.KeyBias, Out: out, LDO: ldo}
+	p.KeyBias = nil
+	AttentionBatch(p, []AttentionSeq{seq})
+}
+
+// AttentionSeq is one independent sequence of an AttentionBatch: its
+// queries, keys, values (row-major with leading dimensions), its own
+// additive per-key bias (nil: none; else KLen values, e.g. its padding
+// mask) and its output.
+type AttentionSeq struct {
+	Q         []float32
+	QLen, LDQ int
+	K         []float32
+	LDK       int
+	V         []float32
+	LDV       int
+	KLen      int
+	KeyBias   []float32
+	Out       []float32
+	LDO       int
+}
+
+// AttentionBatch runs Attention on every sequence of seqs with the shared
+// parameters p (Heads, HeadDim, Scale, Causal; p.KeyBias must be nil: each
+// sequence carries its own KeyBias), scheduling all sequences × heads ×
+// query blocks on the worker pool at once. Each sequence's result is
+// bit-for-bit what Attention gives for it alone. The aliasing rules of
+// Attention apply per sequence; distinct sequences must not write over
+// each other's inputs.
+func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
+	if p.Heads <= 0 || p.HeadDim <= 0 {
+		panic(fmt.Sprintf("kernels.Attention: Heads = %d and HeadDim = %d must be positive", p.Heads, p.HeadDim))
+	}
+	if p.KeyBias != nil {
+		panic("kernels.AttentionBatch: p.KeyBias must be nil; set AttentionSeq.KeyBias per sequence")
+	}
+	width := p.Heads * p.HeadDim
+	qBlocks := make([]int, len(seqs)+1) // prefix sums of tasks per sequence
+	var macs float64
+	for i := range seqs {
+		s := &seqs[i]
+		if s.QLen < 0 || s.KLen < 0 {
+			panic(fmt.Sprintf("kernels.Attention: qLen = %d and kLen = %d must not be negative", s.QLen, s.KLen))
+		}
+		nq := 0
+		if s.QLen > 0 {
+			checkMatrix("Attention", "q", len(s.Q), s.QLen, width, s.LDQ)
+			checkMatrix("Attention", "out", len(s.Out), s.QLen, width, s.LDO)
+			if s.KLen > 0 {
+				checkMatrix("Attention", "k", len(s.K), s.KLen, width, s.LDK)
+				checkMatrix("Attention", "v", len(s.V), s.KLen, width, s.LDV)
+			}
+			if s.KeyBias != nil && len(s.KeyBias) < s.KLen {
+				panic(fmt.Sprintf("kernels.Attention: len(KeyBias) = %d < kLen = %d", len(s.KeyBias), s.KLen))
+			}
+			nq = (s.QLen + attnQueryBlock - 1) / attnQueryBlock
+		}
+		qBlocks[i+1] = qBlocks[i] + nq*p.Heads
+		macs += float64(s.QLen) * float64(s.KLen) * float64(width)
+	}
+	tasks := qBlocks[len(seqs)]
+	if tasks == 0 {
+		return
+	}
+	grain := tasks
+	if macs >= attnSerialMACs {
+		grain = max(1, int(float64(tasks)*attnChunkMACs/macs))
+	}
+	vec := hasAVX2FMA && p.HeadDim%8 == 0
+	parallelFor(tasks, grain, func(lo, hi int) {
+		sc := getAttnScratch(p.HeadDim)
+		defer attnScratchPool.Put(sc)
+		si := 0
+		for t := lo; t < hi; t++ {
+			for qBlocks[si+1] <= t {
+				si++
+			}
+			r := t - qBlocks[si]
+			h, qb := r%p.Heads, r/p.Heads
+			attnBlock(&p, &seqs[si], h, qb*attnQueryBlock, vec, sc)
+		}
+	})
+}
+
+// attnScratch is one worker's state: the tile of scores for one query ×
+// one key block and the online-softmax state of one query block.
+type attnScratch struct {
+	s    []float32 // attnKeyBlock scores
+	o    []float32 // attnQueryBlock × HeadDim unnormalised outputs
+	m    []float32 // running maxima
+	l    []float64 // running sums
+	seen []bool    // whether the query has met an attendable key
+}
+
+var attnScratchPool sync.Pool
+
+func getAttnScratch(d int) *attnScratch {
+	if sc, ok := attnScratchPool.Get().(*attnScratch); ok && cap(sc.o) >= attnQueryBlock*d {
+		sc.o = sc.o[:attnQueryBlock*d]
+		return sc
+	}
+	return &attnScratch{
+		s:    make([]float32, attnKeyBlock),
+		o:    make([]float32, attnQueryBlock*d),
+		m:    make([]float32, attnQueryBlock),
+		l:    make([]float64, attnQueryBlock),
+		seen: make([]bool, attnQueryBlock),
+	}
+}
+
+// attnBlock computes head h of queries [i0, i0+attnQueryBlock) ∩ [0, qLen).
+func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *attnScratch) {
 	d := p.HeadDim
-	scores := make([]float32, kLen)
-	for h := 0; h < p.Heads; h++ {
-		for i := 0; i < qLen; i++ {
-			lim := kLen
-			if p.Causal {
-				lim = i + (kLen - qLen) + 1
-				if lim > kLen {
-					lim = kLen
-				}
+	i1 := min(i0+attnQueryBlock, s.QLen)
+	rows := i1 - i0
+	off := s.KLen - s.QLen // causal offset
+	limit := func(i int) int {
+		if p.Causal {
+			return max(0, min(s.KLen, i+off+1))
+		}
+		return s.KLen
+	}
+	kEnd := limit(i1 - 1) // the last query sees the most keys
+	for r := 0; r < rows; r++ {
+		sc.seen[r] = false
+		sc.l[r] = 0
+		clear(sc.o[r*d : r*d+d])
+	}
+	col := h * d
+	for kb := 0; kb < kEnd; kb += attnKeyBlock {
+		kblk := s.K[kb*s.LDK+col:]
+		vblk := s.V[kb*s.LDV+col:]
+		var bias []float32
+		if s.KeyBias != nil {
+			bias = s.KeyBias[kb:]
+		}
+		for r := 0; r < rows; r++ {
+			i := i0 + r
+			n := min(attnKeyBlock, limit(i)-kb)
+			if n <= 0 {
+				continue
 			}
-			qi := q[i*ldq+h*d : i*ldq+h*d+d]
-			for j := 0; j < lim; j++ {
-				kj := k[j*ldk+h*d : j*ldk+h*d+d]
-				var s float32
-				for t := 0; t < d; t++ {
-					s += qi[t] * kj[t]
+			sv := sc.s[:n]
+			qi := s.Q[i*s.LDQ+col : i*s.LDQ+col+d]
+			o := sc.o[r*d : r*d+d]
+			if vec {
+				var bp *float32
+				if bias != nil {
+					bp = &bias[0]
 				}
-				s *= p.Scale
-				if p.KeyBias != nil {
-					s += p.KeyBias[j]
-				}
-				scores[j] = s
+				attnDotsAVX2(&sv[0], &qi[0], &kblk[0], s.LDK, n, d, p.Scale, bp)
+			} else {
+				attnDotsGo(sv, qi, kblk, s.LDK, d, p.Scale, bias)
 			}
-			Softmax(scores[:lim])
-			o := out[i*ldo+h*d : i*ldo+h*d+d]
-			for t := range o {
-				o[t] = 0
+			mb := maxF32(sv)
+			if math.IsInf(float64(mb), -1) {
+				continue // every key of the block has weight exactly 0
 			}
-			for j := 0; j < lim; j++ {
-				w := scores[j]
-				vj := v[j*ldv+h*d : j*ldv+h*d+d]
-				for t := 0; t < d; t++ {
-					o[t] += w * vj[t]
-				}
+			switch {
+			case !sc.seen[r]:
+				sc.seen[r] = true
+				sc.m[r] = mb
+			case mb > sc.m[r]:
+				c := float32(math.Exp(float64(sc.m[r] - mb)))
+				sc.l[r] *= float64(c)
+				scaleF32(o, c)
+				sc.m[r] = mb
+			}
+			sc.l[r] += expShiftSum(sv, sc.m[r])
+			if vec {
+				attnAxpyAVX2(&o[0], &sv[0], &vblk[0], s.LDV, n, d)
+			} else {
+				attnAxpyGo(o, sv, vblk, s.LDV, d)
 			}
 		}
 	}
-	_ = math.Inf
+	for r := 0; r < rows; r++ {
+		i := i0 + r
+		dst := s.Out[i*s.LDO+col : i*s.LDO+col+d]
+		if !sc.seen[r] {
+			clear(dst)
+			continue
+		}
+		inv := float32(1 / sc.l[r])
+		o := sc.o[r*d : r*d+d]
+		if vec {
+			scaleToAVX2(&dst[0], &o[0], d, inv)
+		} else {
+			for t, x := range o {
+				dst[t] = x * inv
+			}
+		}
+	}
+}
+
+// attnDotsGo is the portable attnDotsAVX2: s[j] = (Σ_t q[t]·k[j·ldk+t])·scale
+// (+ bias[j]), summed in increasing t.
+func attnDotsGo(s, q, k []float32, ldk, d int, scale float32, bias []float32) {
+	q = q[:d]
+	for j := range s {
+		kj := k[j*ldk : j*ldk+d]
+		var acc float32
+		for t, x := range q {
+			acc += x * kj[t]
+		}
+		acc *= scale
+		if bias != nil {
+			acc += bias[j]
+		}
+		s[j] = acc
+	}
+}
+
+// attnAxpyGo is the portable attnAxpyAVX2: o[t] += Σ_j p[j]·v[j·ldv+t], in
+// increasing j.
+func attnAxpyGo(o, p, v []float32, ldv, d int) {
+	o = o[:d]
+	for j, pj := range p {
+		vj := v[j*ldv : j*ldv+d]
+		for t := range o {
+			o[t] += pj * vj[t]
+		}
+	}
 }

@@ -1,0 +1,63 @@
+//go:build !purego && amd64
+
+package kernels
+
+// AVX2+FMA kernels in ops_amd64.s and attention_amd64.s. Each processes
+// only the first n&^7 elements; callers finish the tail in Go. They are
+// only called when hasAVX2FMA is true.
+
+//go:noescape
+func expShiftSumAVX2(x *float32, n int, m float32) float64
+
+//go:noescape
+func sumExpShiftAVX2(x *float32, n int, m float32) float64
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+//go:noescape
+func scaleAVX2(x *float32, n int, s float32)
+
+//go:noescape
+func scaleToAVX2(dst, x *float32, n int, s float32)
+
+//go:noescape
+func addConstAVX2(x *float32, n int, s float32)
+
+//go:noescape
+func addAVX2(dst, a, b *float32, n int)
+
+//go:noescape
+func sumF64AVX2(x *float32, n int) float64
+
+//go:noescape
+func sqDevF64AVX2(x *float32, n int, mean float64) float64
+
+//go:noescape
+func lnApplyAVX2(out, x, gamma, beta *float32, n int, mean, inv float64)
+
+//go:noescape
+func geluErfAVX2(x, b *float32, n int)
+
+//go:noescape
+func geluTanhAVX2(x, b *float32, n int)
+
+//go:noescape
+func quickGeluAVX2(x, b *float32, n int)
+
+//go:noescape
+func reluAVX2(x, b *float32, n int)
+
+// attnDotsAVX2 sets s[j] = (Σ_t q[t]·k[j·ldk+t])·scale (+ bias[j] when
+// bias is not nil) for j < n; d must be a positive multiple of 8. Every
+// s[j] is computed the same way (8 lanes accumulated over t in order, then
+// ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))) whatever n is.
+//
+//go:noescape
+func attnDotsAVX2(s, q, k *float32, ldk, n, d int, scale float32, bias *float32)
+
+// attnAxpyAVX2 sets o[t] += Σ_j p[j]·v[j·ldv+t] for t < d, accumulating
+// over j in increasing order with FMA; d must be a positive multiple of 8.
+//
+//go:noescape
+func attnAxpyAVX2(o, p, v *float32, ldv, n, d int)
