@@ -52,7 +52,10 @@ func testLogger(t *testing.T) *slog.Logger {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // start serves the three fake models over bufconn.
 func start(t *testing.T, mutate func(*Config)) *harness {
@@ -102,10 +105,10 @@ func must(t *testing.T, err error) {
 var red = pngBytes(4, 3, color.RGBA{200, 10, 10, 255})
 var blue = pngBytes(5, 5, color.RGBA{0, 0, 250, 255})
 
-func imgData(b []byte) *pb.Image   { return &pb.Image{Source: &pb.Image_Data{Data: b}} }
-func imgSHA(s string) *pb.Image    { return &pb.Image{Source: &pb.Image_Sha256{Sha256: s}} }
-func i32p(v int32) *int32          { return &v }
-func f64p(v float64) *float64      { return &v }
+func imgData(b []byte) *pb.Image { return &pb.Image{Source: &pb.Image_Data{Data: b}} }
+func imgSHA(s string) *pb.Image  { return &pb.Image{Source: &pb.Image_Sha256{Sha256: s}} }
+func i32p(v int32) *int32        { return &v }
+func f64p(v float64) *float64    { return &v }
 func textPart(s string) *pb.PromptPart {
 	return &pb.PromptPart{Part: &pb.PromptPart_Text{Text: s}}
 }
