@@ -1,0 +1,459 @@
+package vision
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"unicode/utf8"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// Errors returned by Decode. Every error Decode returns wraps exactly one of ErrTooLarge,
+// ErrUnsupportedFormat or ErrCorrupt (test with errors.Is); ErrEmpty also matches
+// ErrUnsupportedFormat. The wrapping message says what was wrong and what to do.
+var (
+	// ErrTooLarge: the encoded bytes or the pixel count exceed the Limits.
+	ErrTooLarge = errors.New("image too large")
+	// ErrUnsupportedFormat: the bytes are not an image in a format Decode reads.
+	ErrUnsupportedFormat = errors.New("unsupported image format")
+	// ErrEmpty: no bytes at all (wraps ErrUnsupportedFormat).
+	ErrEmpty = fmt.Errorf("%w: empty image data", ErrUnsupportedFormat)
+	// ErrCorrupt: the format is recognised but the data is truncated or malformed.
+	ErrCorrupt = errors.New("corrupt image")
+)
+
+// Limits bound what Decode accepts. A field ≤ 0 means its default.
+type Limits struct {
+	// MaxBytes is the largest encoded image accepted (default 20 MiB).
+	MaxBytes int64
+	// MaxPixels is the largest width×height accepted, checked from the header before any
+	// pixel is decoded (default 40 MP). Decoding needs roughly 4–10 bytes per pixel while
+	// it runs (progressive JPEG most: Go keeps 4 bytes per coefficient per component, plus
+	// the decoded image and the RGB copy), so this is also the memory bound.
+	MaxPixels int64
+}
+
+// Default limits.
+const (
+	DefaultMaxBytes  = 20 << 20
+	DefaultMaxPixels = 40_000_000
+)
+
+// DefaultLimits returns the default limits: 20 MiB encoded, 40 megapixels.
+func DefaultLimits() Limits {
+	return Limits{MaxBytes: DefaultMaxBytes, MaxPixels: DefaultMaxPixels}
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
+	if l.MaxPixels <= 0 {
+		l.MaxPixels = DefaultMaxPixels
+	}
+	return l
+}
+
+// Format names returned by SniffFormat.
+const (
+	FormatJPEG = "jpeg"
+	FormatPNG  = "png"
+	FormatGIF  = "gif"
+	FormatWebP = "webp"
+	FormatBMP  = "bmp"
+	FormatTIFF = "tiff"
+)
+
+// SniffFormat identifies the image format from the first bytes (never from a file name) and
+// returns one of the Format* names, or "" if the bytes are not a supported format.
+func SniffFormat(data []byte) string {
+	switch {
+	case len(data) >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF:
+		return FormatJPEG
+	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
+		return FormatPNG
+	case bytes.HasPrefix(data, []byte("GIF87a")) || bytes.HasPrefix(data, []byte("GIF89a")):
+		return FormatGIF
+	case len(data) >= 12 && string(data[:4]) == "RIFF" && string(data[8:12]) == "WEBP":
+		return FormatWebP
+	case bytes.HasPrefix(data, []byte("BM")):
+		return FormatBMP
+	case bytes.HasPrefix(data, []byte("II*\x00")) || bytes.HasPrefix(data, []byte("MM\x00*")):
+		return FormatTIFF
+	}
+	return ""
+}
+
+const supportedList = "JPEG, PNG, GIF, WebP, BMP, TIFF"
+
+// describeUnknown says what unrecognised bytes look like, for the error message.
+func describeUnknown(data []byte) string {
+	head := data
+	if len(head) > 16 {
+		head = head[:16]
+	}
+	text := utf8.Valid(head) || utf8.Valid(head[:max(len(head)-3, 0)])
+	for _, c := range head {
+		if c < 0x09 || (c > 0x0d && c < 0x20) {
+			text = false
+		}
+	}
+	if text {
+		s := string(head)
+		if len(data) > 16 {
+			s += "…"
+		}
+		return fmt.Sprintf("data starts with %q: it looks like text, not an image", s)
+	}
+	return fmt.Sprintf("data starts with bytes % x, which match no supported format", head)
+}
+
+func formatMP(p int64) string {
+	if p >= 10_000_000 {
+		return fmt.Sprintf("%d MP", (p+500_000)/1_000_000)
+	}
+	return fmt.Sprintf("%.1f MP", float64(p)/1e6)
+}
+
+func formatBytes(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+var formatNames = map[string]string{
+	FormatJPEG: "JPEG", FormatPNG: "PNG", FormatGIF: "GIF", FormatWebP: "WebP",
+	FormatBMP: "BMP", FormatTIFF: "TIFF",
+}
+
+// errDecoderPanic marks a panic inside a third-party decoder, recovered by Decode. The fuzz
+// target fails on it so such inputs are found; in production the request just gets ErrCorrupt.
+var errDecoderPanic = errors.New("decoder panic")
+
+// Decode decodes one image and returns it as RGB with its EXIF orientation applied.
+//
+// Steps: reject empty or over-MaxBytes input; sniff the format from the bytes; read only the
+// header (DecodeConfig) and reject images over MaxPixels before any pixel is decoded; decode
+// (JPEG baseline/progressive/gray/CMYK/YCCK, PNG incl. alpha, palette and 16-bit, GIF first frame
+// only, WebP lossy/lossless, BMP, TIFF); convert to RGB as PIL's convert("RGB") does (see ToRGB;
+// JPEG chroma is upsampled and converted as libjpeg does, WebP as libwebp does); apply the EXIF
+// orientation (JPEG APP1, PNG eXIf, WebP EXIF, TIFF's own tag) as
+// transformers.image_utils.load_image does with ImageOps.exif_transpose.
+func Decode(data []byte, lim Limits) (*RGB, error) {
+	return decode(data, lim, true)
+}
+
+// DecodeNoOrient is Decode without the EXIF orientation step: the pixels as stored, which is what
+// an HF image processor sees when handed PIL.Image.open(f) directly (not through load_image).
+func DecodeNoOrient(data []byte, lim Limits) (*RGB, error) {
+	return decode(data, lim, false)
+}
+
+func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
+	lim = lim.withDefaults()
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w (0 bytes): send the image file's bytes", ErrEmpty)
+	}
+	if int64(len(data)) > lim.MaxBytes {
+		return nil, fmt.Errorf("%w: encoded image is %s, over the %s limit; send a smaller file or raise --max-image-bytes",
+			ErrTooLarge, formatBytes(int64(len(data))), formatBytes(lim.MaxBytes))
+	}
+	format := SniffFormat(data)
+	if format == "" {
+		return nil, fmt.Errorf("%w: %s; supported formats: %s", ErrUnsupportedFormat, describeUnknown(data), supportedList)
+	}
+	name := formatNames[format]
+
+	cfg, err := safeDecodeConfig(format, data)
+	if err != nil {
+		return nil, corrupt(name, "header", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, fmt.Errorf("%w: %s header gives a %d×%d image", ErrCorrupt, name, cfg.Width, cfg.Height)
+	}
+	if err := checkPixels(name, int64(cfg.Width), int64(cfg.Height), lim); err != nil {
+		return nil, err
+	}
+
+	var out *RGB
+	var img image.Image
+	if format == FormatJPEG {
+		// Our libjpeg-exact decoder first; image/jpeg only where it declines or fails.
+		var jerr error
+		out, jerr = safeDecodeJPEG(data, lim.MaxPixels)
+		if jerr != nil {
+			out = nil
+			img, err = safeDecode(format, data)
+			if err != nil {
+				if errors.Is(jerr, errJPEGTruncated) || errors.Is(jerr, errDecoderPanic) {
+					err = jerr
+				}
+				return nil, corrupt(name, "data", err)
+			}
+		}
+	} else {
+		img, err = safeDecode(format, data)
+		if err != nil {
+			return nil, corrupt(name, "data", err)
+		}
+	}
+	if out != nil {
+		img = out
+	}
+	b := img.Bounds()
+	if b.Dx() <= 0 || b.Dy() <= 0 {
+		return nil, fmt.Errorf("%w: %s decoded to an empty %d×%d image", ErrCorrupt, name, b.Dx(), b.Dy())
+	}
+	if err := checkPixels(name, int64(b.Dx()), int64(b.Dy()), lim); err != nil {
+		return nil, err
+	}
+
+	switch format {
+	case FormatJPEG:
+		if m, ok := img.(*image.YCbCr); ok && out == nil {
+			out = jpegYCbCrToRGB(m)
+		}
+	case FormatWebP:
+		switch m := img.(type) {
+		case *image.YCbCr:
+			out = webpYCbCrToRGB(m)
+		case *image.NYCbCrA:
+			out = webpYCbCrToRGB(&m.YCbCr)
+		}
+	case FormatGIF:
+		out = gifToRGB(data, img, cfg)
+	case FormatPNG:
+		if isPNGGray16(data) {
+			if m, ok := img.(*image.NRGBA64); ok { // 16-bit gray with tRNS: PIL mode "I" clips
+				g := image.NewGray16(m.Rect)
+				for i := 0; i < len(g.Pix)/2; i++ {
+					g.Pix[2*i], g.Pix[2*i+1] = m.Pix[8*i], m.Pix[8*i+1]
+				}
+				img = g
+			}
+		}
+	}
+	if out == nil {
+		out = ToRGB(img)
+	}
+
+	if !applyOrientation {
+		return out, nil
+	}
+	var o int
+	switch format {
+	case FormatJPEG:
+		o = jpegOrientation(data)
+	case FormatPNG:
+		o = pngOrientation(data)
+	case FormatWebP:
+		o = webpOrientation(data)
+	case FormatTIFF:
+		o = tiffOrientation(data)
+	}
+	return orient(out, o), nil
+}
+
+func checkPixels(name string, w, h int64, lim Limits) error {
+	if p := w * h; p > lim.MaxPixels {
+		return fmt.Errorf("%w: %s image is %d×%d = %s, over the %s limit; send a smaller image or raise --max-image-pixels",
+			ErrTooLarge, name, w, h, formatMP(p), formatMP(lim.MaxPixels))
+	}
+	return nil
+}
+
+func corrupt(name, part string, err error) error {
+	if errors.Is(err, errDecoderPanic) {
+		return fmt.Errorf("%w: %s decoder failed on malformed %s: %v", ErrCorrupt, name, part, err)
+	}
+	hint := ""
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		hint = " (the file is truncated)"
+	}
+	return fmt.Errorf("%w: cannot decode %s %s%s: %v; the file is damaged or incomplete, re-encode or re-send it",
+		ErrCorrupt, name, part, hint, err)
+}
+
+func safeDecodeConfig(format string, data []byte) (cfg image.Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", errDecoderPanic, r)
+		}
+	}()
+	r := bytes.NewReader(data)
+	switch format {
+	case FormatJPEG:
+		return jpeg.DecodeConfig(r)
+	case FormatPNG:
+		return png.DecodeConfig(r)
+	case FormatGIF:
+		return gif.DecodeConfig(r)
+	case FormatWebP:
+		return webp.DecodeConfig(r)
+	case FormatBMP:
+		return bmp.DecodeConfig(r)
+	case FormatTIFF:
+		return tiff.DecodeConfig(r)
+	}
+	return image.Config{}, fmt.Errorf("unknown format %q", format)
+}
+
+func safeDecodeJPEG(data []byte, maxPixels int64) (img *RGB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			img, err = nil, fmt.Errorf("%w: %v", errDecoderPanic, r)
+		}
+	}()
+	return decodeJPEG(data, maxPixels)
+}
+
+func safeDecode(format string, data []byte) (img image.Image, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			img, err = nil, fmt.Errorf("%w: %v", errDecoderPanic, r)
+		}
+	}()
+	r := bytes.NewReader(data)
+	switch format {
+	case FormatJPEG:
+		return jpeg.Decode(r)
+	case FormatPNG:
+		return png.Decode(r)
+	case FormatGIF:
+		return gif.Decode(r) // first frame only (DecodeAll would decode every frame)
+	case FormatWebP:
+		return webp.Decode(r)
+	case FormatBMP:
+		return bmp.Decode(r)
+	case FormatTIFF:
+		return tiff.Decode(r)
+	}
+	return nil, fmt.Errorf("unknown format %q", format)
+}
+
+// isPNGGray16 reports whether the PNG's IHDR says 16-bit grayscale without alpha (colour type 0),
+// which PIL opens as mode "I".
+func isPNGGray16(data []byte) bool {
+	return len(data) >= 26 && string(data[12:16]) == "IHDR" && data[24] == 16 && data[25] == 0
+}
+
+// gifToRGB renders the first GIF frame as PIL does for frame 0: a canvas of the logical screen
+// size filled with the transparency index (else index 0), the frame drawn at its position, and
+// every index mapped through the frame's palette with its stored colour — Go's decoder replaces
+// the transparent entry by transparent black, PIL keeps the entry's RGB, so the raw palette is
+// re-read from the file.
+func gifToRGB(data []byte, img image.Image, cfg image.Config) *RGB {
+	m, ok := img.(*image.Paletted)
+	if !ok {
+		return nil
+	}
+	raw, trans := gifFirstFramePalette(data)
+	lut := paletteRGB(m.Palette)
+	if len(raw) == len(m.Palette) {
+		for i, c := range raw {
+			lut[i] = c
+		}
+	}
+	fill := uint8(0)
+	if trans >= 0 {
+		fill = uint8(trans)
+	}
+	w, h := cfg.Width, cfg.Height
+	if w <= 0 || h <= 0 || !m.Rect.In(image.Rect(0, 0, w, h)) {
+		w, h = m.Rect.Max.X, m.Rect.Max.Y
+	}
+	out := NewRGB(w, h)
+	fc := lut[fill]
+	for i := 0; i < w*h; i++ {
+		out.Pix[3*i], out.Pix[3*i+1], out.Pix[3*i+2] = fc[0], fc[1], fc[2]
+	}
+	for y := m.Rect.Min.Y; y < m.Rect.Max.Y; y++ {
+		if y < 0 || y >= h {
+			continue
+		}
+		row := m.Pix[(y-m.Rect.Min.Y)*m.Stride:]
+		for x := m.Rect.Min.X; x < m.Rect.Max.X; x++ {
+			if x < 0 || x >= w {
+				continue
+			}
+			c := lut[row[x-m.Rect.Min.X]]
+			d := (y*w + x) * 3
+			out.Pix[d], out.Pix[d+1], out.Pix[d+2] = c[0], c[1], c[2]
+		}
+	}
+	return out
+}
+
+// gifFirstFramePalette walks the GIF blocks up to the first image descriptor and returns the
+// palette that frame uses (local, else global) with its raw RGB entries, and the transparency
+// index from the graphic control extension before it (−1 if none). It returns nil on anything
+// unexpected. Bounded: it only skips over sub-blocks.
+func gifFirstFramePalette(b []byte) ([][3]uint8, int) {
+	if len(b) < 13 {
+		return nil, -1
+	}
+	readTable := func(off, flags int) ([][3]uint8, int) {
+		if flags&0x80 == 0 {
+			return nil, off
+		}
+		n := 1 << ((flags & 7) + 1)
+		if off+3*n > len(b) {
+			return nil, -1
+		}
+		t := make([][3]uint8, n)
+		for i := range t {
+			t[i] = [3]uint8{b[off+3*i], b[off+3*i+1], b[off+3*i+2]}
+		}
+		return t, off + 3*n
+	}
+	global, i := readTable(13, int(b[10]))
+	if i < 0 {
+		return nil, -1
+	}
+	trans := -1
+	for i < len(b) {
+		switch b[i] {
+		case 0x21: // extension
+			if i+2 > len(b) {
+				return nil, -1
+			}
+			label := b[i+1]
+			i += 2
+			if label == 0xF9 && i+6 <= len(b) && b[i] == 4 {
+				if b[i+1]&1 != 0 {
+					trans = int(b[i+4])
+				} else {
+					trans = -1
+				}
+			}
+			for i < len(b) && b[i] != 0 { // sub-blocks
+				i += int(b[i]) + 1
+			}
+			i++
+		case 0x2C: // image descriptor
+			if i+10 > len(b) {
+				return nil, -1
+			}
+			local, _ := readTable(i+10, int(b[i+9]))
+			if local != nil {
+				return local, trans
+			}
+			if b[i+9]&0x80 != 0 {
+				return nil, -1
+			}
+			return global, trans
+		default:
+			return nil, -1
+		}
+	}
+	return nil, -1
+}
