@@ -1,0 +1,303 @@
+package tokenizer
+
+import (
+	"container/heap"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// bpe holds merge ranks and applies them to one pre-token, as the slow tokenizers'
+// bpe() does: repeatedly take the adjacent pair of lowest rank and merge all its
+// non-overlapping occurrences left to right, until no pair has a rank.
+type bpe struct {
+	symID   map[string]int32 // interned symbols that take part in merges
+	symStr  []string
+	merges  map[uint64]mergeInfo // (left, right) -> rank and merged symbol
+	suffix  string               // CLIP: "</w>" appended to the last symbol
+	noCache map[string]string    // pre-seeded results (CLIP's special tokens)
+
+	mu    sync.Mutex
+	cache map[string][]string
+}
+
+type mergeInfo struct{ rank, merged int32 }
+
+// inertMerge marks a merges line that is not a pair: it takes a rank but never applies.
+const inertMerge = "\x00inert"
+
+// bpeCacheMax bounds the per-tokenizer cache of pre-token results; when full it is
+// emptied. Pre-tokens longer than bpeCacheMaxKey bytes are not cached.
+const (
+	bpeCacheMax    = 1 << 14
+	bpeCacheMaxKey = 256
+)
+
+func newBPE(merges [][2]string, suffix string) *bpe {
+	b := &bpe{symID: map[string]int32{}, merges: map[uint64]mergeInfo{}, suffix: suffix, cache: map[string][]string{}}
+	for rank, m := range merges {
+		if m[0] == inertMerge {
+			continue
+		}
+		a, c := b.intern(m[0]), b.intern(m[1])
+		ab := b.intern(m[0] + m[1])
+		// A pair listed twice keeps its last rank, as dict(zip(merges, range(n))) does.
+		b.merges[uint64(uint32(a))<<32|uint64(uint32(c))] = mergeInfo{int32(rank), ab}
+	}
+	return b
+}
+
+func (b *bpe) intern(s string) int32 {
+	if id, ok := b.symID[s]; ok {
+		return id
+	}
+	id := int32(len(b.symStr))
+	b.symID[s] = id
+	b.symStr = append(b.symStr, s)
+	return id
+}
+
+type bpeNode struct {
+	sym        int32 // -1: not interned (cannot merge)
+	str        string
+	prev, next int
+	alive      bool
+}
+
+type bpeCand struct{ rank, pos int32 }
+type bpeHeap []bpeCand
+
+func (h bpeHeap) Len() int { return len(h) }
+func (h bpeHeap) Less(i, j int) bool {
+	if h[i].rank != h[j].rank {
+		return h[i].rank < h[j].rank
+	}
+	return h[i].pos < h[j].pos
+}
+func (h bpeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *bpeHeap) Push(x any)   { *h = append(*h, x.(bpeCand)) }
+func (h *bpeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// apply returns the BPE pieces of word (already byte-encoded).
+func (b *bpe) apply(word string) []string {
+	if r, ok := b.noCache[word]; ok {
+		return []string{r}
+	}
+	if len(word) <= bpeCacheMaxKey {
+		b.mu.Lock()
+		r, ok := b.cache[word]
+		b.mu.Unlock()
+		if ok {
+			return r
+		}
+	}
+	r := b.merge(word)
+	if len(word) <= bpeCacheMaxKey {
+		b.mu.Lock()
+		if len(b.cache) >= bpeCacheMax {
+			b.cache = map[string][]string{}
+		}
+		b.cache[word] = r
+		b.mu.Unlock()
+	}
+	return r
+}
+
+func (b *bpe) merge(word string) []string {
+	var nodes []bpeNode
+	for _, r := range word {
+		nodes = append(nodes, bpeNode{str: string(r)})
+	}
+	if len(nodes) == 0 {
+		return nil
+	}
+	if b.suffix != "" {
+		nodes[len(nodes)-1].str += b.suffix
+	}
+	for i := range nodes {
+		nodes[i].prev, nodes[i].next, nodes[i].alive = i-1, i+1, true
+		if id, ok := b.symID[nodes[i].str]; ok {
+			nodes[i].sym = id
+		} else {
+			nodes[i].sym = -1
+		}
+	}
+	nodes[len(nodes)-1].next = -1
+	rankAt := func(i int) (mergeInfo, bool) {
+		j := nodes[i].next
+		if j < 0 || nodes[i].sym < 0 || nodes[j].sym < 0 {
+			return mergeInfo{}, false
+		}
+		m, ok := b.merges[uint64(uint32(nodes[i].sym))<<32|uint64(uint32(nodes[j].sym))]
+		return m, ok
+	}
+	h := &bpeHeap{}
+	for i := range nodes {
+		if m, ok := rankAt(i); ok {
+			*h = append(*h, bpeCand{m.rank, int32(i)})
+		}
+	}
+	heap.Init(h)
+	var group []int32
+	for h.Len() > 0 {
+		top := heap.Pop(h).(bpeCand)
+		group = append(group[:0], top.pos)
+		for h.Len() > 0 && (*h)[0].rank == top.rank {
+			group = append(group, heap.Pop(h).(bpeCand).pos)
+		}
+		sort.Slice(group, func(i, j int) bool { return group[i] < group[j] })
+		for _, p := range group {
+			i := int(p)
+			if !nodes[i].alive {
+				continue
+			}
+			m, ok := rankAt(i)
+			if !ok || m.rank != top.rank {
+				continue
+			}
+			j := nodes[i].next
+			nodes[i].sym = m.merged
+			nodes[i].str = b.symStr[m.merged]
+			nodes[j].alive = false
+			nodes[i].next = nodes[j].next
+			if nodes[j].next >= 0 {
+				nodes[nodes[j].next].prev = i
+			}
+			if pv := nodes[i].prev; pv >= 0 {
+				if m2, ok := rankAt(pv); ok {
+					heap.Push(h, bpeCand{m2.rank, int32(pv)})
+				}
+			}
+			if m2, ok := rankAt(i); ok {
+				heap.Push(h, bpeCand{m2.rank, int32(i)})
+			}
+		}
+	}
+	var out []string
+	for i := 0; i >= 0; i = nodes[i].next {
+		out = append(out, nodes[i].str)
+	}
+	return out
+}
+
+// byteEncoder is GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves,
+// the others to U+0100 onwards.
+var byteEncoder, byteDecoder = func() ([256]rune, map[rune]byte) {
+	var enc [256]rune
+	dec := map[rune]byte{}
+	n := 0
+	for b := 0; b < 256; b++ {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			enc[b] = rune(b)
+		} else {
+			enc[b] = rune(256 + n)
+			n++
+		}
+		dec[enc[b]] = byte(b)
+	}
+	return enc, dec
+}()
+
+func byteEncode(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) * 2)
+	for i := 0; i < len(s); i++ {
+		b.WriteRune(byteEncoder[s[i]])
+	}
+	return b.String()
+}
+
+// byteDecodeTokens maps the characters of the joined tokens back to bytes. A character
+// outside the byte alphabet (possible only in an added token) contributes its UTF-8
+// bytes (HF raises KeyError there).
+func byteDecodeTokens(tokens []string) []byte {
+	var out []byte
+	for _, t := range tokens {
+		for _, r := range t {
+			if c, ok := byteDecoder[r]; ok {
+				out = append(out, c)
+			} else {
+				out = append(out, string(r)...)
+			}
+		}
+	}
+	return out
+}
+
+// gpt2Model is GPT2Tokenizer's _tokenize and convert_tokens_to_string.
+type gpt2Model struct {
+	b *bpe
+	// split is the pre-tokenizer (GPT-2's regex, or a tokenizer.json Split pattern).
+	split func(string) []string
+}
+
+func (g *gpt2Model) tokenize(t *tok, text string) []string {
+	var out []string
+	for _, w := range g.split(text) {
+		out = append(out, g.b.apply(byteEncode(w))...)
+	}
+	return out
+}
+
+func (g *gpt2Model) segment(t *tok, tokens []string, final bool) string {
+	var b strings.Builder
+	pyDecodeUTF8(&b, byteDecodeTokens(tokens), t.errorsIgnore, final)
+	return b.String()
+}
+
+// clipModel is CLIPTokenizer's _tokenize and convert_tokens_to_string.
+type clipModel struct {
+	b *bpe
+	// fast selects the tokenizer.json normalisation (NFC, \s+ -> " ", lower-case)
+	// instead of the slow class's BasicTokenizer fallback used without ftfy.
+	fast  bool
+	basic *wordPiece
+	split func(string) []string
+}
+
+func (c *clipModel) tokenize(t *tok, text string) []string {
+	if c.fast {
+		text = clipFastNormalize(text)
+	} else {
+		text = strings.Join(c.basic.basic(text, nil), " ")
+	}
+	var out []string
+	for _, w := range c.split(text) {
+		out = append(out, c.b.apply(byteEncode(w))...)
+	}
+	return out
+}
+
+func (c *clipModel) segment(t *tok, tokens []string, final bool) string {
+	var b strings.Builder
+	pyDecodeUTF8(&b, byteDecodeTokens(tokens), t.errorsIgnore, final)
+	s := b.String()
+	if final {
+		return pyStrip(strings.ReplaceAll(s, "</w>", " "))
+	}
+	return pyRStrip(pyLStrip(replaceStable(s, "</w>", " ")))
+}
+
+func clipFastNormalize(s string) string {
+	s = nfc(s)
+	var b strings.Builder
+	b.Grow(len(s))
+	inSpace := false
+	for _, r := range s {
+		if isRegexSpace(r) {
+			if !inSpace {
+				b.WriteByte(' ')
+			}
+			inSpace = true
+			continue
+		}
+		inSpace = false
+		pyLowerRune(&b, r)
+	}
+	return b.String()
+}
