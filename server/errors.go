@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/vision"
 )
 
 // This file is the one place that turns errors into gRPC statuses.
@@ -100,17 +101,19 @@ func toStatus(ctx context.Context, err error) error {
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		return err
 	}
+	var in *inputError
+	if errors.As(err, &in) {
+		return invalidArgument(violation(in.field, "%s", imageErrorText(in.err)))
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded before the work finished")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, vision.ErrTooLarge), errors.Is(err, vision.ErrUnsupportedFormat), errors.Is(err, vision.ErrCorrupt):
+		return invalidArgument(violation("image", "%v", err))
 	case errors.Is(err, fusion.ErrUnknownArchitecture):
 		return failedPrecondition("STATE", "model", "%v", err)
-	}
-	var in *inputError
-	if errors.As(err, &in) {
-		return invalidArgument(violation(in.field, "%s", imageErrorText(in.err)))
 	}
 	return status.Errorf(codes.Internal, "internal error: %v", err)
 }

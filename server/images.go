@@ -1,44 +1,27 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"image"
 	"time"
 
-	// Formats for the interim decoder; vision.Decode replaces it.
-	_ "image/gif"
-	_ "image/jpeg"
-	_ "image/png"
-
 	"github.com/glimpse-vlm/glimpse/fusion"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
+	"github.com/glimpse-vlm/glimpse/vision"
 )
 
-// errImage marks an image the interim decoder could not take.
-var errImage = errors.New("bad image")
-
-// decodeImage decodes encoded image bytes under the server's limits.
+// decodeImage decodes encoded image bytes with vision.Decode under the
+// server's limits (bytes and pixels, the latter checked from the header
+// before any pixel is decoded), applying the EXIF orientation and
+// converting to RGB as Hugging Face's load_image does.
 func (s *Server) decodeImage(data []byte) (image.Image, error) {
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errImage, err)
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > s.cfg.MaxImagePixels {
-		return nil, fmt.Errorf("%w: %dx%d pixels is more than the limit of %d", errImage, cfg.Width, cfg.Height, s.cfg.MaxImagePixels)
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errImage, err)
-	}
-	return img, nil
+	return vision.Decode(data, vision.Limits{MaxBytes: s.cfg.MaxImageBytes, MaxPixels: s.cfg.MaxImagePixels})
 }
 
-// imageErrorText describes an image error for a field violation.
+// imageErrorText describes an input error for a field violation; vision's
+// errors already say what was wrong and what to do.
 func imageErrorText(err error) string { return err.Error() }
 
 // hashImage is the lowercase hex SHA-256 of data.
