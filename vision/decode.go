@@ -246,6 +246,18 @@ func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 		out = ToRGB(img)
 	}
 
+	if format == FormatTIFF {
+		// Pillow 9.4 already rotates a TIFF with an Orientation tag while loading it
+		// (TiffImagePlugin's libtiff path), so Image.open(f).convert("RGB") is oriented once —
+		// and load_image's exif_transpose then applies the same tag a second time. Both are
+		// reproduced, since that is what the HF model sees.
+		o := tiffOrientation(data)
+		out = orient(out, o)
+		if applyOrientation {
+			out = orient(out, o)
+		}
+		return out, nil
+	}
 	if !applyOrientation {
 		return out, nil
 	}
@@ -257,8 +269,6 @@ func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 		o = pngOrientation(data)
 	case FormatWebP:
 		o = webpOrientation(data)
-	case FormatTIFF:
-		o = tiffOrientation(data)
 	}
 	return orient(out, o), nil
 }
@@ -271,7 +281,20 @@ func checkPixels(name string, w, h int64, lim Limits) error {
 	return nil
 }
 
+// isUnsupported reports whether a decoder error means "valid file, variant not implemented".
+func isUnsupported(err error) bool {
+	var je jpeg.UnsupportedError
+	var pe png.UnsupportedError
+	var te tiff.UnsupportedError
+	return errors.As(err, &je) || errors.As(err, &pe) || errors.As(err, &te) ||
+		errors.Is(err, bmp.ErrUnsupported) || errors.Is(err, errJPEGUnsupported)
+}
+
 func corrupt(name, part string, err error) error {
+	if isUnsupported(err) {
+		return fmt.Errorf("%w: this %s variant is not supported (%v); convert the image to PNG or baseline JPEG",
+			ErrUnsupportedFormat, name, err)
+	}
 	if errors.Is(err, errDecoderPanic) {
 		return fmt.Errorf("%w: %s decoder failed on malformed %s: %v", ErrCorrupt, name, part, err)
 	}
