@@ -1,0 +1,233 @@
+package vitgpt2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+	"github.com/glimpse-vlm/glimpse/text/generate"
+)
+
+// decodeConfig resolves the decoding settings of one request: opts first
+// (zero = unset), then the checkpoint's Generation, then HF's defaults.
+// promptLen counts the decoder prompt (start token + prefix).
+func (m *Model) decodeConfig(opts fusion.GenerateOptions, promptLen int) (generate.Config, error) {
+	g := m.gen
+	if len(g.Unsupported) > 0 {
+		return generate.Config{}, fmt.Errorf("vitgpt2: the checkpoint's generation settings %s are not implemented by Glimpse's decoder (it would not produce HF's output); remove them from generation_config.json",
+			strings.Join(g.Unsupported, ", "))
+	}
+	switch {
+	case opts.Sample:
+		return generate.Config{}, errors.New("vitgpt2: sampling is not supported for captioning yet; use greedy or beam search")
+	case opts.RepetitionPenalty != 0 && opts.RepetitionPenalty != 1:
+		return generate.Config{}, errors.New("vitgpt2: repetition_penalty is not supported yet")
+	case opts.NoRepeatNgramSize > 0:
+		return generate.Config{}, errors.New("vitgpt2: no_repeat_ngram_size is not supported yet")
+	case opts.MaxNewTokens < 0 || opts.MinNewTokens < 0 || opts.NumBeams < 0:
+		return generate.Config{}, fmt.Errorf("vitgpt2: negative option (max_new_tokens %d, min_new_tokens %d, num_beams %d)", opts.MaxNewTokens, opts.MinNewTokens, opts.NumBeams)
+	}
+	c := generate.Config{EOS: g.EOSTokenIDs, PAD: g.PadTokenID, NumBeams: g.NumBeams, LengthPenalty: g.LengthPenalty}
+	switch {
+	case opts.MaxNewTokens > 0:
+		c.MaxNewTokens = opts.MaxNewTokens
+	case g.MaxNewTokens > 0:
+		c.MaxNewTokens = g.MaxNewTokens
+	default:
+		// max_length counts the decoder prompt; HF still makes one step
+		// when the prompt already reaches it.
+		c.MaxNewTokens = max(g.MaxLength-promptLen, 1)
+	}
+	switch {
+	case opts.MinNewTokens > 0:
+		c.MinNewTokens = opts.MinNewTokens
+	case g.MinNewTokens > 0:
+		c.MinNewTokens = g.MinNewTokens
+	default:
+		c.MinNewTokens = max(g.MinLength-promptLen, 0)
+	}
+	if opts.NumBeams > 0 {
+		c.NumBeams = opts.NumBeams
+	}
+	if opts.LengthPenalty != nil {
+		c.LengthPenalty = *opts.LengthPenalty
+	}
+	switch g.EarlyStopping {
+	case checkpoint.EarlyStoppingTrue:
+		c.EarlyStopping = generate.EarlyStopTrue
+	case checkpoint.EarlyStoppingNever:
+		c.EarlyStopping = generate.EarlyStopNever
+	}
+	if opts.EarlyStopping != nil {
+		c.EarlyStopping = generate.EarlyStopHeuristic
+		if *opts.EarlyStopping {
+			c.EarlyStopping = generate.EarlyStopTrue
+		}
+	}
+	if n := promptLen + c.MaxNewTokens; n > m.cfg.Decoder.NPositions {
+		return c, fmt.Errorf("vitgpt2: prompt (%d tokens) + max_new_tokens (%d) exceed the decoder's n_positions %d", promptLen, c.MaxNewTokens, m.cfg.Decoder.NPositions)
+	}
+	return c, nil
+}
+
+// Generate runs HF generate() for one image: the decoder prompt is
+// decoder_start_token_id followed by prefix (token ids, no special
+// tokens), then greedy or beam search per opts and the checkpoint's
+// defaults. It returns what generate() returns for the row (prompt +
+// generated ids, a final eos included) and the decoding result. onToken
+// (greedy only; may be nil) sees each token as it is chosen.
+func (m *Model) Generate(ctx context.Context, img *fusion.ImageState, prefix []int, opts fusion.GenerateOptions,
+	onToken func(id int, logprob float32) error) ([]int, *generate.Result, error) {
+	prompt := append([]int{m.gen.DecoderStartTokenID}, prefix...)
+	for _, id := range prefix {
+		if id < 0 || id >= m.cfg.Decoder.VocabSize {
+			return nil, nil, fmt.Errorf("vitgpt2: prompt token id %d outside the decoder vocabulary [0, %d)", id, m.cfg.Decoder.VocabSize)
+		}
+	}
+	cfg, err := m.decodeConfig(opts, len(prompt))
+	if err != nil {
+		return nil, nil, err
+	}
+	cross, err := m.cross(img)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := m.dec.NewSession(cross)
+	var res *generate.Result
+	if cfg.NumBeams > 1 {
+		res, err = generate.Beam(ctx, s, prompt, cfg)
+	} else {
+		res, err = generate.Greedy(ctx, s, prompt, cfg, onToken)
+	}
+	if res == nil {
+		return nil, nil, err
+	}
+	return append(prompt, res.Tokens...), res, err
+}
+
+// errStop ends decoding when a stop string appears.
+var errStop = errors.New("stop string reached")
+
+// Caption writes a caption for img, continuing prompt when it is not
+// empty (the prefix is tokenized without special tokens and follows the
+// decoder start token, as HF generate(decoder_input_ids=...) continues
+// it). Generation.Text is GPT2Tokenizer.decode(full ids,
+// skip_special_tokens=True) (prefix included, spaces cleaned up, not
+// stripped); TokenIDs are the generated ids without a final eos. Tokens are
+// streamed to on as they are chosen (greedy) or once the best beam is known.
+func (m *Model) Caption(ctx context.Context, img *fusion.ImageState, prompt string, opts fusion.GenerateOptions, on fusion.OnToken) (*fusion.Generation, error) {
+	if m.text == nil {
+		return nil, errors.New("vitgpt2: no tokenizer (the model was built with New, not Load)")
+	}
+	var prefix []int
+	if prompt != "" {
+		var err error
+		if prefix, err = m.text.encode(prompt); err != nil {
+			return nil, fmt.Errorf("vitgpt2: tokenizing the prompt: %w", err)
+		}
+	}
+	isEOS := func(id int) bool {
+		for _, e := range m.gen.EOSTokenIDs {
+			if e == id {
+				return true
+			}
+		}
+		return false
+	}
+	// Streaming: text pieces from the incremental detokenizer. Each token
+	// is sent when the next one is known, so the detokenizer's held-back
+	// tail can join the last token and the pieces add up to the text. A
+	// stop string ends greedy decoding.
+	st := m.text.stream()
+	var generated strings.Builder
+	var pending *fusion.Token
+	stopped := false
+	send := func() error {
+		if pending == nil || on == nil {
+			return nil
+		}
+		t := *pending
+		pending = nil
+		return on(t)
+	}
+	emit := func(id int, lp float32) error {
+		if isEOS(id) {
+			return nil
+		}
+		piece := st.add(id)
+		generated.WriteString(piece)
+		if err := send(); err != nil {
+			return err
+		}
+		pending = &fusion.Token{ID: id, Text: piece, Logprob: lp}
+		for _, s := range opts.Stop {
+			if s != "" && strings.Contains(generated.String(), s) {
+				stopped = true
+				return errStop
+			}
+		}
+		return nil
+	}
+	beam := opts.NumBeams > 1 || (opts.NumBeams == 0 && m.gen.NumBeams > 1)
+	var cb func(int, float32) error
+	if !beam {
+		cb = emit
+	}
+	full, res, err := m.Generate(ctx, img, prefix, opts, cb)
+	if err != nil && !(stopped && errors.Is(err, errStop)) {
+		return nil, err
+	}
+	if beam {
+		for _, id := range res.Tokens {
+			if err := emit(id, 0); err != nil {
+				if errors.Is(err, errStop) {
+					break
+				}
+				return nil, err
+			}
+		}
+	}
+	if pending != nil {
+		pending.Text += st.flush()
+		if err := send(); err != nil {
+			return nil, err
+		}
+	}
+	gen := &fusion.Generation{PromptTokens: len(full) - len(res.Tokens), Finish: fusion.FinishLength}
+	ids := res.Tokens
+	if res.Finish == generate.FinishEOS && len(ids) > 0 && isEOS(ids[len(ids)-1]) {
+		ids = ids[:len(ids)-1]
+		gen.Finish = fusion.FinishEOS
+	}
+	gen.TokenIDs = append([]int{}, ids...)
+	if opts.Logprobs && !beam {
+		gen.Logprobs = append([]float32(nil), res.Logprobs[:len(ids)]...)
+	}
+	gen.Text = m.text.decode(full)
+	if stopped {
+		gen.Finish = fusion.FinishStop
+		promptText := m.text.decode(full[:gen.PromptTokens])
+		if strings.HasPrefix(gen.Text, promptText) {
+			rest := gen.Text[len(promptText):]
+			for _, s := range opts.Stop {
+				if i := strings.Index(rest, s); s != "" && i >= 0 {
+					rest = rest[:i]
+				}
+			}
+			gen.Text = promptText + rest
+		}
+	}
+	return gen, nil
+}
+
+// Tokenize returns the ids GPT2Tokenizer(text) makes (GPT-2 adds no
+// special tokens by default).
+func (m *Model) Tokenize(text string) ([]int, error) {
+	if m.text == nil {
+		return nil, errors.New("vitgpt2: no tokenizer (the model was built with New, not Load)")
+	}
+	return m.text.encodeSpecial(text)
+}
