@@ -115,11 +115,13 @@ func (m *CaptionModel) Caption(ctx context.Context, img *fusion.ImageState, prom
 	if err != nil {
 		return nil, err
 	}
-	st := &streamer{b: m.base, prefix: p, on: on, eos: m.cfg.Text.SEP}
+	st := m.newStreamer(p, on)
 	res, err := m.CaptionIDs(ctx, img, p, cfg, st.token)
 	if res == nil {
 		return nil, err
 	}
-	g := m.finish(p, res, len(p))
-	return g, err
+	if err == nil {
+		err = st.end()
+	}
+	return m.finish(p, res, len(p)), err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/text/bert"
 	"github.com/glimpse-vlm/glimpse/text/generate"
+	"github.com/glimpse-vlm/glimpse/text/tokenizer"
 )
 
 // decodeConfig turns request options into generate settings the way HF's
@@ -149,33 +150,66 @@ func (b *base) finish(full []int, res *generate.Result, promptTokens int) *fusio
 	return g
 }
 
-// streamer adapts fusion.OnToken to generate's callback, sending each
-// token's text increment (the decoded text grows monotonically; the
-// increment is what was added since the previous token).
+// streamer adapts fusion.OnToken to generate's callback. Token texts come
+// from the tokenizer's incremental decoder over the full ids (start token,
+// prompt, generated), so the pieces of all tokens concatenate to
+// Generation.Text: the first token's piece also carries the prompt's text.
+// A token is delivered once the next one (or the end) is known, because
+// the tokenizer may hold text back until then.
 type streamer struct {
-	b      *base
-	prefix []int
-	ids    []int
-	sent   string
-	on     fusion.OnToken
-	eos    int
+	on      fusion.OnToken
+	st      *tokenizer.Stream // nil without a tokenizer
+	eos     int
+	pending *fusion.Token
+	carry   string
 }
 
+func (b *base) newStreamer(prefix []int, on fusion.OnToken) *streamer {
+	s := &streamer{on: on, eos: b.cfg.Text.SEP}
+	if on != nil && b.tok != nil {
+		s.st = b.tok.NewStream(true)
+		for _, id := range prefix {
+			s.carry += s.st.Add(id)
+		}
+	}
+	return s
+}
+
+// token is generate's per-token callback.
 func (s *streamer) token(id int, lp float32) error {
+	if s.on == nil || id == s.eos { // the final eos is not part of the output
+		return nil
+	}
+	if err := s.flushPending(""); err != nil {
+		return err
+	}
+	piece := s.carry
+	s.carry = ""
+	if s.st != nil {
+		piece += s.st.Add(id)
+	}
+	s.pending = &fusion.Token{ID: id, Text: piece, Logprob: lp}
+	return nil
+}
+
+func (s *streamer) flushPending(extra string) error {
+	if s.pending == nil {
+		return nil
+	}
+	t := *s.pending
+	t.Text += extra
+	s.pending = nil
+	return s.on(t)
+}
+
+// end delivers the last token with the text the tokenizer held back.
+func (s *streamer) end() error {
 	if s.on == nil {
 		return nil
 	}
-	if id == s.eos {
-		return nil // the final eos is not part of the output
+	rest := ""
+	if s.st != nil {
+		rest = s.st.Flush()
 	}
-	s.ids = append(s.ids, id)
-	piece := ""
-	if s.b.tok != nil {
-		text := s.b.tok.Decode(append(append([]int{}, s.prefix...), s.ids...), true)
-		if len(text) >= len(s.sent) && text[:len(s.sent)] == s.sent {
-			piece = text[len(s.sent):]
-			s.sent = text
-		}
-	}
-	return s.on(fusion.Token{ID: id, Text: piece, Logprob: lp})
+	return s.flushPending(rest)
 }

@@ -93,13 +93,33 @@ func trimGenerated(row []int, promptLen, eos int) []int {
 	return row
 }
 
-func loadCaptionGolden(t *testing.T) *CaptionModel {
+// openWeights opens a golden folder's config and weights (the golden
+// folders have no tokenizer or preprocessor files).
+func openWeights(t *testing.T, name string) (*checkpoint.Checkpoint, Config) {
 	t.Helper()
-	m, err := LoadCaption(filepath.Join(goldenDir, "blip-caption"))
+	dir := filepath.Join(goldenDir, name)
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
+	cfg, err := ParseConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck, cfg
+}
+
+func loadCaptionGolden(t *testing.T) *CaptionModel {
+	t.Helper()
+	m, err := NewCaption(openWeights(t, "blip-caption"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return m
 }
 
@@ -228,11 +248,10 @@ func TestCaptionGolden(t *testing.T) {
 }
 
 func TestVQAGolden(t *testing.T) {
-	m, err := LoadVQA(filepath.Join(goldenDir, "blip-vqa"))
+	m, err := NewVQA(openWeights(t, "blip-vqa"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
 	g := openGolden(t, "blip-vqa")
 	states := encodeGolden(t, m.base, g)
 	want, _ := g.f32("image_embeds")
@@ -281,11 +300,10 @@ func TestVQAGolden(t *testing.T) {
 }
 
 func TestITMGolden(t *testing.T) {
-	m, err := LoadRetrieval(filepath.Join(goldenDir, "blip-itm"))
+	m, err := NewRetrieval(openWeights(t, "blip-itm"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
 	g := openGolden(t, "blip-itm")
 	states := encodeGolden(t, m.base, g)
 	want, _ := g.f32("image_embeds")

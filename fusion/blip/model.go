@@ -15,6 +15,8 @@ import (
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 	"github.com/glimpse-vlm/glimpse/text/bert"
+	"github.com/glimpse-vlm/glimpse/text/tokenizer"
+	"github.com/glimpse-vlm/glimpse/vision"
 	"github.com/glimpse-vlm/glimpse/vision/vit"
 )
 
@@ -31,20 +33,6 @@ func init() {
 	fusion.Register(ArchRetrieval, func(dir string) (fusion.Model, error) { return LoadRetrieval(dir) })
 }
 
-// Tokenizer is what a BLIP model needs of its checkpoint's tokenizer.
-type Tokenizer interface {
-	// Encode returns HF's tokenizer(text) ids ([CLS] … [SEP] with addSpecial).
-	Encode(text string, addSpecial bool) ([]int, error)
-	// Decode returns HF's tokenizer.decode(ids, skip_special_tokens=skip).
-	Decode(ids []int, skipSpecial bool) string
-}
-
-// ImageProcessor turns a decoded image into the vision model's input
-// (C×H×W float32, as HF's BlipImageProcessor).
-type ImageProcessor interface {
-	Preprocess(img image.Image) ([]float32, error)
-}
-
 // base is what the three architectures share: the checkpoint, the vision
 // tower, the tokenizer and the image processor.
 type base struct {
@@ -52,13 +40,12 @@ type base struct {
 	cfg    Config
 	ck     *checkpoint.Checkpoint
 	vision *vit.Encoder
-	tok    Tokenizer      // nil until set (SetTokenizer) or loaded from the folder
-	proc   ImageProcessor // nil until set (SetImageProcessor) or loaded from the folder
+	tok    tokenizer.Tokenizer // the folder's tokenizer (nil for NewCaption & co. until SetTokenizer)
+	proc   *vision.Processor   // the folder's image processor (nil until SetImageProcessor)
 }
 
-// loadBase opens dir's config.json and weights and the vision tower. The
-// tokenizer and image processor are loaded from the folder when their
-// packages are available (see loadProcessors).
+// loadBase opens dir's config.json, weights, tokenizer files and
+// preprocessor_config.json, and binds the vision tower.
 func loadBase(dir, arch string) (*base, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -77,9 +64,17 @@ func loadBase(dir, arch string) (*base, error) {
 		ck.Close()
 		return nil, err
 	}
-	if err := b.loadProcessors(dir); err != nil {
+	if b.tok, err = tokenizer.Load(dir); err != nil {
 		ck.Close()
-		return nil, err
+		return nil, fmt.Errorf("blip: %w", err)
+	}
+	if b.proc, err = vision.LoadProcessor(dir); err != nil {
+		ck.Close()
+		return nil, fmt.Errorf("blip: %w", err)
+	}
+	if h, w := b.proc.OutputSize(); h != cfg.Vision.ImageSize || w != cfg.Vision.ImageSize {
+		ck.Close()
+		return nil, fmt.Errorf("blip: preprocessor_config.json makes %d×%d images, vision_config.image_size is %d", h, w, cfg.Vision.ImageSize)
 	}
 	return b, nil
 }
@@ -96,12 +91,12 @@ func newBase(ck *checkpoint.Checkpoint, cfg Config, arch string) (*base, error) 
 // Config returns the parsed config.json.
 func (b *base) Config() Config { return b.cfg }
 
-// SetTokenizer replaces the tokenizer (e.g. in tests or when the folder's
-// tokenizer files live elsewhere).
-func (b *base) SetTokenizer(t Tokenizer) { b.tok = t }
+// SetTokenizer replaces the tokenizer (models built with NewCaption,
+// NewVQA or NewRetrieval have none).
+func (b *base) SetTokenizer(t tokenizer.Tokenizer) { b.tok = t }
 
 // SetImageProcessor replaces the image processor.
-func (b *base) SetImageProcessor(p ImageProcessor) { b.proc = p }
+func (b *base) SetImageProcessor(p *vision.Processor) { b.proc = p }
 
 func (b *base) info(tasks ...fusion.Task) fusion.Info {
 	return fusion.Info{
@@ -154,10 +149,11 @@ func (b *base) EncodeImages(ctx context.Context, imgs []image.Image) ([]*fusion.
 		if img == nil {
 			return nil, fmt.Errorf("blip: image %d is nil", i)
 		}
-		p, err := b.proc.Preprocess(img)
-		if err != nil {
-			return nil, fmt.Errorf("blip: image %d: %w", i, err)
+		rgb, ok := img.(*vision.RGB)
+		if !ok {
+			rgb = vision.ToRGB(img)
 		}
+		p := b.proc.Preprocess(rgb)
 		if len(p) != per {
 			return nil, fmt.Errorf("blip: image %d: the image processor made %d values, the vision model takes 3×%d×%d (check preprocessor_config.json size against vision_config.image_size)", i, len(p), s, s)
 		}
@@ -171,7 +167,7 @@ func (b *base) Tokenize(text string) ([]int, error) {
 	if b.tok == nil {
 		return nil, fmt.Errorf("blip: no tokenizer loaded (vocab.txt / tokenizer.json)")
 	}
-	return b.tok.Encode(text, true)
+	return b.tok.Encode(text, true), nil
 }
 
 // Close implements fusion.Model. The model must not be used afterwards.

@@ -123,13 +123,15 @@ func (m *VQAModel) Answer(ctx context.Context, img *fusion.ImageState, question 
 		return nil, err
 	}
 	start := []int{m.cfg.Text.BOS}
-	st := &streamer{b: m.base, prefix: start, on: on, eos: m.cfg.Text.SEP}
+	st := m.newStreamer(start, on)
 	res, err := m.AnswerIDs(ctx, img, ids, cfg, st.token)
 	if res == nil {
 		return nil, err
 	}
-	g := m.finish(start, res, len(ids))
-	return g, err
+	if err == nil {
+		err = st.end()
+	}
+	return m.finish(start, res, len(ids)), err
 }
 
 // questionStatesMasked is QuestionStates with HF's attention_mask (a
