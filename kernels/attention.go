@@ -26,8 +26,13 @@ type AttentionParams struct {
 // queries share the call); queries in blocks of attnQueryBlock rows, the
 // unit of parallel work together with the head.
 const (
-	attnKeyBlock   = 64
-	attnQueryBlock = 32
+	attnKeyBlock   = 128
+	attnQueryBlock = 64
+	// attnPackRows: a task with at least this many queries first copies its
+	// head's keys and values into contiguous scratch (rows of HeadDim
+	// floats); rows strided by the model width alias in the L1 cache. The
+	// copy changes addresses only, never the arithmetic.
+	attnPackRows = 8
 	// attnSerialMACs: problems with fewer multiply-adds than this stay on
 	// the calling goroutine (a decode step); attnChunkMACs is the least
 	// work handed to one pool worker.
@@ -49,19 +54,26 @@ const (
 // exp(bias − max) rounded, i.e. 0 next to any unmasked key).
 //
 // Evaluation (flash-attention style, so that no more than one tile of
-// scores exists per worker): for each head and block of 32 queries, keys
-// are visited in blocks of 64; for one query at a time the 64 scores of a
-// block (the tile, 256 bytes) are computed, and an online softmax keeps the
-// running maximum m, the running sum l (float64) and the unnormalised output
-// o (HeadDim floats): when a block raises the maximum, l and o are first
-// scaled by exp(m_old − m_new); then l += Σ exp(s − m) and o += Σ exp(s −
-// m)·v. Finally out = o·(1/l). The key blocks are the same for every query,
-// so the result of query i is bit-for-bit the same whether it is computed
-// alone or together with other queries (batch invariance; this is why the
-// tile is one query × one key block rather than a variable query block).
-// Heads × query blocks run in parallel on the worker pool when the problem
-// is large (≥ 2^20 multiply-adds); smaller ones, such as decode steps, run
-// on the calling goroutine.
+// scores exists per worker at a time): work is split into tasks of one head
+// × a block of up to 64 queries. A task with at least 8 queries first copies
+// its head's keys and values into contiguous scratch (a copy of inputs, not
+// scores; it avoids L1 set conflicts of rows strided by the model width).
+// Keys are then visited in blocks of 64 starting at key 0; for one query at
+// a time the scores of one key block are computed (the tile: 64 floats,
+// one query × one key block) and an online softmax keeps the query's running
+// maximum m, running sum l (float64) and unnormalised output o (HeadDim
+// floats): when a block raises the maximum, l and o are first scaled by
+// exp(m_old − m_new); then l += Σ exp(s − m) and o += Σ exp(s − m)·v (FMA in
+// increasing key order). Finally out = o·(1/l). The key blocks are the same
+// for every query and a query's arithmetic never depends on the other
+// queries of its task, so the result of query i is bit-for-bit the same
+// whether it is computed alone (e.g. a decode step against a KV cache
+// holding exactly the keys it may see) or with any other queries (batch
+// invariance); that is why the tile is one query × one key block rather
+// than a query block × key block computed by a GEMM whose blocking would
+// depend on qLen. Tasks run in parallel on the worker pool when the
+// problem is large (≥ 2^20 multiply-adds); smaller ones, such as decode
+// steps, run on the calling goroutine.
 //
 // Aliasing: out may be the same slice as q with ldo == ldq (each query row
 // is read only before its own output is written); out must not overlap k,
@@ -156,6 +168,7 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 // one key block and the online-softmax state of one query block.
 type attnScratch struct {
 	s    []float32 // attnKeyBlock scores
+	kv   []float32 // packed keys then values of one head (attnPackRows)
 	o    []float32 // attnQueryBlock × HeadDim unnormalised outputs
 	m    []float32 // running maxima
 	l    []float64 // running sums
@@ -197,9 +210,22 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 		clear(sc.o[r*d : r*d+d])
 	}
 	col := h * d
+	kmat, ldk := s.K[col:], s.LDK
+	vmat, ldv := s.V[col:], s.LDV
+	if rows >= attnPackRows && kEnd > 0 {
+		if cap(sc.kv) < 2*kEnd*d {
+			sc.kv = make([]float32, 2*kEnd*d)
+		}
+		kp, vp := sc.kv[:kEnd*d], sc.kv[kEnd*d:2*kEnd*d]
+		for j := 0; j < kEnd; j++ {
+			copy(kp[j*d:j*d+d], kmat[j*ldk:j*ldk+d])
+			copy(vp[j*d:j*d+d], vmat[j*ldv:j*ldv+d])
+		}
+		kmat, ldk, vmat, ldv = kp, d, vp, d
+	}
 	for kb := 0; kb < kEnd; kb += attnKeyBlock {
-		kblk := s.K[kb*s.LDK+col:]
-		vblk := s.V[kb*s.LDV+col:]
+		kblk := kmat[kb*ldk:]
+		vblk := vmat[kb*ldv:]
 		var bias []float32
 		if s.KeyBias != nil {
 			bias = s.KeyBias[kb:]
@@ -218,9 +244,9 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 				if bias != nil {
 					bp = &bias[0]
 				}
-				attnDotsAVX2(&sv[0], &qi[0], &kblk[0], s.LDK, n, d, p.Scale, bp)
+				attnDotsAVX2(&sv[0], &qi[0], &kblk[0], ldk, n, d, p.Scale, bp)
 			} else {
-				attnDotsGo(sv, qi, kblk, s.LDK, d, p.Scale, bias)
+				attnDotsGo(sv, qi, kblk, ldk, d, p.Scale, bias)
 			}
 			mb := maxF32(sv)
 			if math.IsInf(float64(mb), -1) {
@@ -238,9 +264,9 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 			}
 			sc.l[r] += expShiftSum(sv, sc.m[r])
 			if vec {
-				attnAxpyAVX2(&o[0], &sv[0], &vblk[0], s.LDV, n, d)
+				attnAxpyAVX2(&o[0], &sv[0], &vblk[0], ldv, n, d)
 			} else {
-				attnAxpyGo(o, sv, vblk, s.LDV, d)
+				attnAxpyGo(o, sv, vblk, ldv, d)
 			}
 		}
 	}
