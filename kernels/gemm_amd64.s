@@ -354,12 +354,19 @@ pdone:
 
 // func readSum(p *float32, n int) float32
 //
-// Streams n floats (n a multiple of 64) from p and returns their sum
-// (in an unspecified order), to measure read bandwidth.
+// Streams n floats (n a multiple of 64) from p and returns their sum (in an
+// unspecified order), to measure read bandwidth. The buffer is read as four
+// concurrent sequential streams (its four quarters), like the GEMV reads
+// four weight panels, so that the hardware prefetchers run in parallel.
 TEXT ·readSum(SB), NOSPLIT, $0-20
 	MOVQ   p+0(FP), SI
 	MOVQ   n+8(FP), CX
 	SHRQ   $6, CX
+	MOVQ   CX, DX
+	SHLQ   $6, DX          // 16 floats per stream per iteration = 64 bytes
+	LEAQ   (SI)(DX*1), R8
+	LEAQ   (R8)(DX*1), R9
+	LEAQ   (R9)(DX*1), R10
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -374,13 +381,16 @@ TEXT ·readSum(SB), NOSPLIT, $0-20
 rloop:
 	VADDPS (SI), Y0, Y0
 	VADDPS 32(SI), Y1, Y1
-	VADDPS 64(SI), Y2, Y2
-	VADDPS 96(SI), Y3, Y3
-	VADDPS 128(SI), Y4, Y4
-	VADDPS 160(SI), Y5, Y5
-	VADDPS 192(SI), Y6, Y6
-	VADDPS 224(SI), Y7, Y7
-	ADDQ   $256, SI
+	VADDPS (R8), Y2, Y2
+	VADDPS 32(R8), Y3, Y3
+	VADDPS (R9), Y4, Y4
+	VADDPS 32(R9), Y5, Y5
+	VADDPS (R10), Y6, Y6
+	VADDPS 32(R10), Y7, Y7
+	ADDQ   $64, SI
+	ADDQ   $64, R8
+	ADDQ   $64, R9
+	ADDQ   $64, R10
 	DECQ   CX
 	JNZ    rloop
 
@@ -397,5 +407,117 @@ rdone:
 	VHADDPS X0, X0, X0
 	VHADDPS X0, X0, X0
 	MOVSS  X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// TR8 transposes the 8×8 block in Y0..Y7 (row i = Yi) into Y8..Y15
+// (Y8+p holds column p), clobbering Y0..Y7.
+#define TR8 \
+	VUNPCKLPS  Y1, Y0, Y8;        \
+	VUNPCKHPS  Y1, Y0, Y9;        \
+	VUNPCKLPS  Y3, Y2, Y10;       \
+	VUNPCKHPS  Y3, Y2, Y11;       \
+	VUNPCKLPS  Y5, Y4, Y12;       \
+	VUNPCKHPS  Y5, Y4, Y13;       \
+	VUNPCKLPS  Y7, Y6, Y14;       \
+	VUNPCKHPS  Y7, Y6, Y15;       \
+	VSHUFPS    $0x44, Y10, Y8, Y0; \
+	VSHUFPS    $0xEE, Y10, Y8, Y1; \
+	VSHUFPS    $0x44, Y11, Y9, Y2; \
+	VSHUFPS    $0xEE, Y11, Y9, Y3; \
+	VSHUFPS    $0x44, Y14, Y12, Y4; \
+	VSHUFPS    $0xEE, Y14, Y12, Y5; \
+	VSHUFPS    $0x44, Y15, Y13, Y6; \
+	VSHUFPS    $0xEE, Y15, Y13, Y7; \
+	VPERM2F128 $0x20, Y4, Y0, Y8; \
+	VPERM2F128 $0x20, Y5, Y1, Y9; \
+	VPERM2F128 $0x20, Y6, Y2, Y10; \
+	VPERM2F128 $0x20, Y7, Y3, Y11; \
+	VPERM2F128 $0x31, Y4, Y0, Y12; \
+	VPERM2F128 $0x31, Y5, Y1, Y13; \
+	VPERM2F128 $0x31, Y6, Y2, Y14; \
+	VPERM2F128 $0x31, Y7, Y3, Y15
+
+// LOAD8 loads 8 floats of 8 rows: base0 + {0, BX, 2BX, R11}, base1 + same.
+#define LOAD8(base0, base1) \
+	VMOVUPS (base0), Y0;        \
+	VMOVUPS (base0)(BX*1), Y1;  \
+	VMOVUPS (base0)(BX*2), Y2;  \
+	VMOVUPS (base0)(R11*1), Y3; \
+	VMOVUPS (base1), Y4;        \
+	VMOVUPS (base1)(BX*1), Y5;  \
+	VMOVUPS (base1)(BX*2), Y6;  \
+	VMOVUPS (base1)(R11*1), Y7
+
+#define STORE8(off) \
+	VMOVUPS Y8, off(DX);      \
+	VMOVUPS Y9, off+64(DX);   \
+	VMOVUPS Y10, off+128(DX); \
+	VMOVUPS Y11, off+192(DX); \
+	VMOVUPS Y12, off+256(DX); \
+	VMOVUPS Y13, off+320(DX); \
+	VMOVUPS Y14, off+384(DX); \
+	VMOVUPS Y15, off+448(DX)
+
+// func packT16(k8 int, src *float32, ld int, dst *float32)
+//
+// Packs columns p < k8 (k8 a multiple of 8) of the 16 rows src + r·ld,
+// r = 0..15, into dst[p*16 + r] (one transposed B panel).
+TEXT ·packT16(SB), NOSPLIT, $0-32
+	MOVQ k8+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), BX
+	SHLQ $2, BX
+	MOVQ dst+24(FP), DX
+	LEAQ (BX)(BX*2), R11 // 3 rows
+	LEAQ (SI)(BX*4), DI  // row 4
+	LEAQ (DI)(BX*4), R12 // row 8
+	LEAQ (R12)(BX*4), R13 // row 12
+	SHRQ $3, CX
+	TESTQ CX, CX
+	JZ   tdone
+
+tloop:
+	LOAD8(SI, DI)
+	TR8
+	STORE8(0)
+	LOAD8(R12, R13)
+	TR8
+	STORE8(32)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R12
+	ADDQ $32, R13
+	ADDQ $512, DX
+	DECQ CX
+	JNZ  tloop
+
+tdone:
+	VZEROUPPER
+	RET
+
+// func packN16(k int, src *float32, ld int, dst *float32)
+//
+// Copies 16 floats from each of the k rows src + p·ld to dst[p*16:].
+TEXT ·packN16(SB), NOSPLIT, $0-32
+	MOVQ  k+0(FP), CX
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), BX
+	SHLQ  $2, BX
+	MOVQ  dst+24(FP), DX
+	TESTQ CX, CX
+	JZ    ndone
+
+nloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	ADDQ    BX, SI
+	ADDQ    $64, DX
+	DECQ    CX
+	JNZ     nloop
+
+ndone:
 	VZEROUPPER
 	RET

@@ -16,6 +16,12 @@ func gemv4(k int, x, b *float32, stride int, out *float32)
 func gemv1(k int, x, b *float32, out *float32)
 
 //go:noescape
+func packT16(k8 int, src *float32, ld int, dst *float32)
+
+//go:noescape
+func packN16(k int, src *float32, ld int, dst *float32)
+
+//go:noescape
 func peakFMA(iters int) float32
 
 //go:noescape
@@ -36,6 +42,20 @@ func init() {
 		return readSum(&buf[0], n)
 	}
 	kernelName = "avx2-fma 6x16"
+	packB16T = func(k int, src []float32, ld int, dst []float32) int {
+		k8 := k &^ 7
+		if k8 > 0 {
+			_ = src[15*ld+k8-1] // bounds: 16 rows of k8
+			_ = dst[k8*nr-1]
+			packT16(k8, &src[0], ld, &dst[0])
+		}
+		return k8
+	}
+	packB16N = func(k int, src []float32, ld int, dst []float32) {
+		_ = src[(k-1)*ld+nr-1]
+		_ = dst[k*nr-1]
+		packN16(k, &src[0], ld, &dst[0])
+	}
 }
 
 // gemvPanelsAsm computes raw sums for panels [q0, q1) of the packed B:

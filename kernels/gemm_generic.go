@@ -11,6 +11,13 @@ var (
 	peakLoop    = peakGo
 	readLoop    = readGo
 	kernelName  = "pure-Go 6x16"
+
+	// packB16T, if set, packs the full transposed panel's first columns
+	// (the 16 rows src[r*ld:], r < 16) for p < the returned count; the
+	// Go code packs the rest. packB16N, if set, packs a full
+	// non-transposed panel (k rows of 16 at src[p*ld:]).
+	packB16T func(k int, src []float32, ld int, dst []float32) int
+	packB16N func(k int, src []float32, ld int, dst []float32)
 )
 
 // Micro-kernel flags (see kern6x16Go).

@@ -100,6 +100,8 @@ func packBPanels(dst []float32, transB bool, k, n int, b []float32, ldb int, q0,
 		j0 := q * nr
 		cols := min(nr, n-j0)
 		switch {
+		case !transB && cols == nr && packB16N != nil:
+			packB16N(k, b[j0:], ldb, d)
 		case !transB:
 			// B stored k×n: the nr values of row p are contiguous.
 			for p := 0; p < k; p++ {
@@ -110,14 +112,19 @@ func packBPanels(dst []float32, transB bool, k, n int, b []float32, ldb int, q0,
 				}
 			}
 		case cols == nr:
-			// B stored n×k: transpose 16 rows, four at a time so that
-			// each pass reads four contiguous streams.
-			for jj := 0; jj < nr; jj += 4 {
+			// B stored n×k: transpose 16 rows, in 8×8 blocks with the
+			// assembly, else four rows at a time so that each pass
+			// reads four contiguous streams.
+			p0 := 0
+			if packB16T != nil {
+				p0 = packB16T(k, b[j0*ldb:], ldb, d)
+			}
+			for jj := 0; jj < nr && p0 < k; jj += 4 {
 				b0 := b[(j0+jj+0)*ldb : (j0+jj+0)*ldb+k]
 				b1 := b[(j0+jj+1)*ldb : (j0+jj+1)*ldb+k]
 				b2 := b[(j0+jj+2)*ldb : (j0+jj+2)*ldb+k]
 				b3 := b[(j0+jj+3)*ldb : (j0+jj+3)*ldb+k]
-				for p := 0; p < k; p++ {
+				for p := p0; p < k; p++ {
 					g := d[p*nr+jj : p*nr+jj+4 : p*nr+jj+4]
 					g[0], g[1], g[2], g[3] = b0[p], b1[p], b2[p], b3[p]
 				}
