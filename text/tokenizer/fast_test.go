@@ -71,8 +71,8 @@ func bpeTokenizerJSON(t testing.TB, vocabJSON, mergesTxt []byte, clip, newMerges
 	}
 	if !clip {
 		return mustJSON(t, map[string]any{
-			"version": "1.0",
-			"added_tokens": []any{map[string]any{"id": vocab["<|endoftext|>"], "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true}},
+			"version":        "1.0",
+			"added_tokens":   []any{map[string]any{"id": vocab["<|endoftext|>"], "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true}},
 			"normalizer":     nil,
 			"pre_tokenizer":  map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
 			"post_processor": map[string]any{"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true},
