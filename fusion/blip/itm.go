@@ -91,20 +91,54 @@ func (m *RetrievalModel) Info() fusion.Info { return m.info(fusion.TaskMatch, fu
 // ITMLogits returns itm_head(question_embeds[0]) for text ids ([CLS] …
 // [SEP], fed as is) cross-attending to the image: [no-match, match].
 func (m *RetrievalModel) ITMLogits(img *fusion.ImageState, ids []int) ([2]float32, error) {
-	var out [2]float32
+	out, err := m.itmLogits(img, [][]int{ids})
+	if err != nil {
+		return [2]float32{}, err
+	}
+	return out[0], nil
+}
+
+// itmLogits scores several texts against one image: the image's
+// cross-attention keys and values are computed once and all texts run
+// through the text encoder as one batch.
+func (m *RetrievalModel) itmLogits(img *fusion.ImageState, texts [][]int) ([][2]float32, error) {
 	if err := m.checkState(img); err != nil {
-		return out, err
+		return nil, err
 	}
 	cross, err := m.enc.CrossKV(img.Hidden, img.Tokens, nil)
 	if err != nil {
-		return out, err
+		return nil, err
+	}
+	cls, err := m.encodeCLS(texts, cross)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][2]float32, len(texts))
+	for i := range out {
+		m.itmHead.Forward(out[i][:], cls[i], 1, kernels.ActNone)
+	}
+	return out, nil
+}
+
+// encodeCLS runs the text encoder over texts as one batch (each with its
+// own positions and attention) and returns each text's first ([CLS]) state.
+func (m *RetrievalModel) encodeCLS(texts [][]int, cross *bert.CrossKV) ([][]float32, error) {
+	seqs := make([]bert.Seq, len(texts))
+	for i, ids := range texts {
+		seqs[i] = bert.Seq{Tokens: ids, Cache: &bert.Cache{}, Cross: cross}
 	}
 	var ws bert.Workspace
-	h, err := m.enc.Forward(&ws, []bert.Seq{{Tokens: ids, Cache: &bert.Cache{}, Cross: cross}}, false)
+	h, err := m.enc.Forward(&ws, seqs, false)
 	if err != nil {
-		return out, fmt.Errorf("blip: text encoder: %w", err)
+		return nil, fmt.Errorf("blip: text encoder: %w", err)
 	}
-	m.itmHead.Forward(out[:], h[:m.cfg.Text.HiddenSize], 1, kernels.ActNone)
+	d := m.cfg.Text.HiddenSize
+	out := make([][]float32, len(texts))
+	row := 0
+	for i, ids := range texts {
+		out[i] = append([]float32(nil), h[row*d:(row+1)*d]...)
+		row += len(ids)
+	}
 	return out, nil
 }
 
@@ -121,54 +155,83 @@ func (m *RetrievalModel) ImageFeature(img *fusion.ImageState) ([]float32, error)
 
 // TextFeature is normalize(text_proj(text_encoder(ids)[0])), text only.
 func (m *RetrievalModel) TextFeature(ids []int) ([]float32, error) {
-	var ws bert.Workspace
-	h, err := m.enc.Forward(&ws, []bert.Seq{{Tokens: ids, Cache: &bert.Cache{}}}, false)
+	f, err := m.textFeatures([][]int{ids})
 	if err != nil {
-		return nil, fmt.Errorf("blip: text encoder: %w", err)
+		return nil, err
 	}
-	out := make([]float32, m.cfg.ImageTextHiddenSize)
-	m.textProj.Forward(out, h[:m.cfg.Text.HiddenSize], 1, kernels.ActNone)
-	normalize(out)
+	return f[0], nil
+}
+
+func (m *RetrievalModel) textFeatures(texts [][]int) ([][]float32, error) {
+	cls, err := m.encodeCLS(texts, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(texts))
+	for i, c := range cls {
+		out[i] = make([]float32, m.cfg.ImageTextHiddenSize)
+		m.textProj.Forward(out[i], c, 1, kernels.ActNone)
+		normalize(out[i])
+	}
 	return out, nil
 }
 
 // MatchIDs scores token ids against an image: the ITM probability
 // softmax(itm logits)[1] and the ITC cosine of the normalised features.
-func (m *RetrievalModel) MatchIDs(img *fusion.ImageState, ids []int) (fusion.MatchScore, error) {
-	logits, err := m.ITMLogits(img, ids)
-	if err != nil {
-		return fusion.MatchScore{}, err
+func (m *RetrievalModel) MatchIDs(img *fusion.ImageState, texts [][]int) ([]fusion.MatchScore, error) {
+	if len(texts) == 0 {
+		return nil, nil
 	}
-	kernels.Softmax(logits[:])
-	p := logits[1]
+	for i, ids := range texts {
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("blip: text %d has no tokens", i)
+		}
+	}
+	logits, err := m.itmLogits(img, texts)
+	if err != nil {
+		return nil, err
+	}
 	imgF, err := m.ImageFeature(img)
 	if err != nil {
-		return fusion.MatchScore{}, err
+		return nil, err
 	}
-	txtF, err := m.TextFeature(ids)
+	txtF, err := m.textFeatures(texts)
 	if err != nil {
-		return fusion.MatchScore{}, err
+		return nil, err
 	}
-	cos := dot(imgF, txtF)
-	return fusion.MatchScore{ITMProbability: &p, Cosine: &cos}, nil
+	out := make([]fusion.MatchScore, len(texts))
+	for i := range texts {
+		lg := logits[i]
+		kernels.Softmax(lg[:])
+		p, cos := lg[1], dot(imgF, txtF[i])
+		out[i] = fusion.MatchScore{ITMProbability: &p, Cosine: &cos}
+	}
+	return out, nil
 }
 
-// Match implements fusion.Matcher.
-func (m *RetrievalModel) Match(ctx context.Context, img *fusion.ImageState, texts []string) ([]fusion.MatchScore, error) {
-	out := make([]fusion.MatchScore, len(texts))
+// tokenizeAll tokenizes texts as HF's processor does, one by one.
+func (m *RetrievalModel) tokenizeAll(texts []string) ([][]int, error) {
+	out := make([][]int, len(texts))
 	for i, t := range texts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		ids, err := m.Tokenize(t)
 		if err != nil {
 			return nil, fmt.Errorf("blip: text %d: %w", i, err)
 		}
-		if out[i], err = m.MatchIDs(img, ids); err != nil {
-			return nil, fmt.Errorf("blip: text %d: %w", i, err)
-		}
+		out[i] = ids
 	}
 	return out, nil
+}
+
+// Match implements fusion.Matcher.
+func (m *RetrievalModel) Match(ctx context.Context, img *fusion.ImageState, texts []string) ([]fusion.MatchScore, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ids, err := m.tokenizeAll(texts)
+	if err != nil {
+		return nil, err
+	}
+	return m.MatchIDs(img, ids)
 }
 
 // EmbedImage implements fusion.Embedder.
@@ -181,20 +244,17 @@ func (m *RetrievalModel) EmbedImage(ctx context.Context, img *fusion.ImageState)
 
 // EmbedTexts implements fusion.Embedder.
 func (m *RetrievalModel) EmbedTexts(ctx context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, len(texts))
-	for i, t := range texts {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		ids, err := m.Tokenize(t)
-		if err != nil {
-			return nil, fmt.Errorf("blip: text %d: %w", i, err)
-		}
-		if out[i], err = m.TextFeature(ids); err != nil {
-			return nil, fmt.Errorf("blip: text %d: %w", i, err)
-		}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return out, nil
+	if len(texts) == 0 {
+		return nil, nil
+	}
+	ids, err := m.tokenizeAll(texts)
+	if err != nil {
+		return nil, err
+	}
+	return m.textFeatures(ids)
 }
 
 // normalize divides x by max(‖x‖₂, 1e-12) in place (torch F.normalize).
