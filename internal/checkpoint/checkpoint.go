@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,14 +54,31 @@ func Open(dir string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint: %s is not a directory (use OpenFile for a single .safetensors file)", dir)
 	}
 	single := filepath.Join(dir, "model.safetensors")
-	if _, err := os.Stat(single); err == nil {
+	if ok, err := present(single); err != nil {
+		return nil, err
+	} else if ok {
 		return openFiles(dir, []string{single}, nil)
 	}
 	index := filepath.Join(dir, "model.safetensors.index.json")
-	if _, err := os.Stat(index); err == nil {
+	if ok, err := present(index); err != nil {
+		return nil, err
+	} else if ok {
 		return openIndex(dir, index)
 	}
 	return nil, missingWeightsError(dir)
+}
+
+// present reports whether path exists; a path that exists but cannot be
+// used (e.g. a dangling symlink left by an interrupted download) is an
+// error naming it.
+func present(path string) (bool, error) {
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return true, fmt.Errorf("checkpoint: %w (a dangling symlink? the download may be incomplete)", err)
+	}
+	return true, nil
 }
 
 // missingWeightsError explains why dir has no usable weights.

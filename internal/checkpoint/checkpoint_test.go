@@ -591,6 +591,15 @@ func TestOpenFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+
+	// A dangling model.safetensors symlink (an incomplete git-lfs or hub
+	// cache download) is reported as such, not as a missing checkpoint.
+	dir = t.TempDir()
+	if err := os.Symlink(filepath.Join(dir, "blobs", "missing"), filepath.Join(dir, "model.safetensors")); err != nil {
+		t.Skip("no symlinks:", err)
+	}
+	_, err = Open(dir)
+	wantErr(t, err, filepath.Join(dir, "model.safetensors"))
 }
 
 // TestGoldenCheckpoints opens every golden model and golden file and reads

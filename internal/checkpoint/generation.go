@@ -18,32 +18,34 @@ import (
 // applies its own default (from config.json or HF's GenerationConfig
 // defaults). Unknown keys are ignored.
 type GenerationConfig struct {
-	MaxLength         *int           `json:"max_length"`
-	MaxNewTokens      *int           `json:"max_new_tokens"`
-	MinLength         *int           `json:"min_length"`
-	MinNewTokens      *int           `json:"min_new_tokens"`
-	NumBeams          *int           `json:"num_beams"`
-	LengthPenalty     *float64       `json:"length_penalty"`
-	EarlyStopping     *EarlyStopping `json:"early_stopping"`
-	NoRepeatNgramSize *int           `json:"no_repeat_ngram_size"`
-	RepetitionPenalty *float64       `json:"repetition_penalty"`
-	DoSample          *bool          `json:"do_sample"`
-	Temperature       *float64       `json:"temperature"`
-	TopK              *int           `json:"top_k"`
-	TopP              *float64       `json:"top_p"`
+	MaxLength         *int           `json:"max_length"`           // total length incl. the prompt (HF default 20)
+	MaxNewTokens      *int           `json:"max_new_tokens"`       // generated tokens; overrides max_length
+	MinLength         *int           `json:"min_length"`           // eos suppressed before this total length
+	MinNewTokens      *int           `json:"min_new_tokens"`       // eos suppressed before this many new tokens
+	NumBeams          *int           `json:"num_beams"`            // 1 = greedy/sampling
+	LengthPenalty     *float64       `json:"length_penalty"`       // beam score = logprob sum / len^penalty
+	EarlyStopping     *EarlyStopping `json:"early_stopping"`       // beam stopping rule
+	NoRepeatNgramSize *int           `json:"no_repeat_ngram_size"` // ban repeating n-grams of this size
+	RepetitionPenalty *float64       `json:"repetition_penalty"`   // CTRL-style penalty on seen tokens
+	DoSample          *bool          `json:"do_sample"`            // sample instead of argmax
+	Temperature       *float64       `json:"temperature"`          // logits / temperature when sampling
+	TopK              *int           `json:"top_k"`                // keep the k best tokens when sampling
+	TopP              *float64       `json:"top_p"`                // nucleus sampling mass
 
-	NumBeamGroups            *int     `json:"num_beam_groups"`
-	DiversityPenalty         *float64 `json:"diversity_penalty"`
-	TypicalP                 *float64 `json:"typical_p"`
-	EncoderNoRepeatNgramSize *int     `json:"encoder_no_repeat_ngram_size"`
-	NumReturnSequences       *int     `json:"num_return_sequences"`
-	BadWordsIDs              [][]int  `json:"bad_words_ids"`
-	SuppressTokens           []int    `json:"suppress_tokens"`
-	BeginSuppressTokens      []int    `json:"begin_suppress_tokens"`
+	// Rarer strategies and constraints; a family that does not implement
+	// one should refuse a checkpoint that sets it to a non-default value.
+	NumBeamGroups            *int     `json:"num_beam_groups"`              // diverse beam search groups
+	DiversityPenalty         *float64 `json:"diversity_penalty"`            // diverse beam search penalty
+	TypicalP                 *float64 `json:"typical_p"`                    // typical sampling mass
+	EncoderNoRepeatNgramSize *int     `json:"encoder_no_repeat_ngram_size"` // ban n-grams of the encoder input
+	NumReturnSequences       *int     `json:"num_return_sequences"`         // sequences returned per input
+	BadWordsIDs              [][]int  `json:"bad_words_ids"`                // banned token sequences
+	SuppressTokens           []int    `json:"suppress_tokens"`              // tokens never generated
+	BeginSuppressTokens      []int    `json:"begin_suppress_tokens"`        // tokens not generated first
 
-	BOSTokenID          *int `json:"bos_token_id"`
-	PadTokenID          *int `json:"pad_token_id"`
-	DecoderStartTokenID *int `json:"decoder_start_token_id"`
+	BOSTokenID          *int `json:"bos_token_id"`           // beginning of sequence
+	PadTokenID          *int `json:"pad_token_id"`           // fills finished rows
+	DecoderStartTokenID *int `json:"decoder_start_token_id"` // first decoder input (encoder-decoder)
 	// EOSTokenIDs is eos_token_id, which HF allows as one id or a list.
 	EOSTokenIDs TokenIDs `json:"eos_token_id"`
 	// ForcedBOSTokenID forces the first generated token.

@@ -34,6 +34,6 @@ func FromFloat32(tensors map[string]MemTensor) *Checkpoint {
 
 // MemTensor is one float32 tensor for FromFloat32.
 type MemTensor struct {
-	Shape []int
-	Data  []float32
+	Shape []int     // dimensions, outermost first
+	Data  []float32 // row-major values; len = product of Shape
 }
