@@ -61,9 +61,10 @@ var names = map[Variant]tensorNames{
 	},
 }
 
-// loader reads tensors under a prefix, copying them (the Encoder must not
-// depend on the checkpoint's mapping) and naming the full HF tensor name in
-// errors.
+// loader reads tensors under a prefix, naming the full HF tensor name in
+// errors. The Encoder must not depend on the checkpoint's mapping: what it
+// keeps is copied (tensor); matrices handed to kernels.NewLinear, which
+// packs them into its own memory, are read in place (view).
 type loader struct {
 	ck     *checkpoint.Checkpoint
 	prefix string
@@ -71,6 +72,15 @@ type loader struct {
 }
 
 func (ld *loader) tensor(name string, shape ...int) ([]float32, error) {
+	w, err := ld.view(name, shape...)
+	if err != nil {
+		return nil, err
+	}
+	return append([]float32(nil), w...), nil
+}
+
+// view returns the checkpoint's own slice (valid until it is closed).
+func (ld *loader) view(name string, shape ...int) ([]float32, error) {
 	full := ld.prefix + name
 	if !ld.ck.Has(full) {
 		return nil, fmt.Errorf("vit: %v vision weights: missing tensor %q (expected shape %v; is the prefix %q right?)",
@@ -81,12 +91,12 @@ func (ld *loader) tensor(name string, shape ...int) ([]float32, error) {
 		return nil, fmt.Errorf("vit: %v vision weights (config hidden_size=%d, intermediate_size=%d, image_size=%d, patch_size=%d): %w",
 			ld.cfg.Variant, ld.cfg.HiddenSize, ld.cfg.IntermediateSize, ld.cfg.ImageSize, ld.cfg.PatchSize, err)
 	}
-	return append([]float32(nil), w...), nil
+	return w, nil
 }
 
 // linear loads name.weight (out, in) and, if bias, name.bias (out).
 func (ld *loader) linear(name string, out, in int, bias bool) (*kernels.Linear, error) {
-	w, err := ld.tensor(name+".weight", out, in)
+	w, err := ld.view(name+".weight", out, in)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +140,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Encoder, error
 	var err error
 
 	// Patch embedding: conv weight (D, C, P, P) is a (D, C·P·P) Linear.
-	pw, err := ld.tensor(nm.patchW, d, ch, p, p)
+	pw, err := ld.view(nm.patchW, d, ch, p, p)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +203,7 @@ func (ld *loader) block(nm tensorNames, i int) (*block, error) {
 		var b []float32
 		bias := c.Variant != ViT || c.QKVBias
 		for _, name := range []string{nm.q, nm.k, nm.v} {
-			wi, err := ld.tensor(at(name)+".weight", d, d)
+			wi, err := ld.view(at(name)+".weight", d, d)
 			if err != nil {
 				return nil, err
 			}

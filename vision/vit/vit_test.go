@@ -440,3 +440,42 @@ func TestNonDivisibleImage(t *testing.T) {
 		}
 	}
 }
+
+// TestEncoderOutlivesCheckpoint closes (unmaps) the checkpoint right after
+// Load: the encoder must hold no reference to its memory.
+func TestEncoderOutlivesCheckpoint(t *testing.T) {
+	for _, gc := range goldenCases[:3] {
+		t.Run(gc.dir, func(t *testing.T) {
+			dir := goldenDir + gc.dir
+			ck, err := checkpoint.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, err := Load(ck, gc.prefix, readVisionConfig(t, dir, gc.configKey, gc.variant))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ck.Close(); err != nil {
+				t.Fatal(err)
+			}
+			gold, err := checkpoint.OpenFile(filepath.Join(dir, "golden.safetensors"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gold.Close()
+			pix, pshape := goldenTensor(t, gold, "pixel_values")
+			last, err := enc.Forward(pix, pshape[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref, _ := goldenTensor(t, gold, gc.last)
+			checkClose(t, gc.last, last, ref)
+			pooled, err := enc.Pool(last, pshape[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			refPooled, _ := goldenTensor(t, gold, gc.pooled)
+			checkClose(t, gc.pooled, pooled, refPooled)
+		})
+	}
+}
