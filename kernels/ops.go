@@ -63,8 +63,8 @@ func ParseActivation(name string) (Activation, error) {
 }
 
 // act1 is the scalar definition of every activation, evaluated in float64
-// and rounded once. The pure-Go path uses it for every element and the
-// assembly path for the tail of a row (fewer than 8 elements).
+// and rounded once. The pure-Go path uses it for every element (and the
+// assembly build for ActTanh, which has no vector kernel).
 func act1(a Activation, x float32) float32 {
 	switch a {
 	case ActGELU:
@@ -87,7 +87,29 @@ func act1(a Activation, x float32) float32 {
 	return x
 }
 
+// actKernel returns the assembly kernel for a, or nil when a has none
+// (or the assembly is not in use).
+func actKernel(a Activation) func(x, b *float32, n int) {
+	if !hasAVX2FMA {
+		return nil
+	}
+	switch a {
+	case ActGELU:
+		return geluErfAVX2
+	case ActGELUTanh:
+		return geluTanhAVX2
+	case ActQuickGELU:
+		return quickGeluAVX2
+	case ActReLU:
+		return reluAVX2
+	}
+	return nil
+}
+
 // actRow sets x[c] = act(x[c] + bias[c]) for c < len(x); bias may be nil.
+// With the assembly kernels, the last n mod 8 elements go through the same
+// kernel via a padded buffer, so an element's result never depends on its
+// position or on the length of the slice (element-wise batch invariance).
 func actRow(a Activation, x, bias []float32) {
 	n := len(x)
 	if n == 0 {
@@ -96,34 +118,35 @@ func actRow(a Activation, x, bias []float32) {
 	if bias != nil {
 		bias = bias[:n]
 	}
-	done := 0
-	if hasAVX2FMA && n >= 8 {
-		var bp *float32
+	if a == ActNone {
 		if bias != nil {
-			bp = &bias[0]
+			Add(x, x, bias)
 		}
-		done = n &^ 7
-		switch a {
-		case ActGELU:
-			geluErfAVX2(&x[0], bp, n)
-		case ActGELUTanh:
-			geluTanhAVX2(&x[0], bp, n)
-		case ActQuickGELU:
-			quickGeluAVX2(&x[0], bp, n)
-		case ActReLU:
-			reluAVX2(&x[0], bp, n)
-		case ActNone:
-			if bp != nil {
-				addAVX2(&x[0], &x[0], bp, n)
-			}
-		default:
-			done = 0
-		}
-	}
-	if a == ActNone && bias == nil {
 		return
 	}
-	for c := done; c < n; c++ {
+	if kern := actKernel(a); kern != nil {
+		n8 := n &^ 7
+		var bp *float32
+		if n8 > 0 {
+			if bias != nil {
+				bp = &bias[0]
+			}
+			kern(&x[0], bp, n8)
+		}
+		if n8 < n {
+			var buf, bb [8]float32
+			copy(buf[:], x[n8:])
+			bp = nil
+			if bias != nil {
+				copy(bb[:], bias[n8:])
+				bp = &bb[0]
+			}
+			kern(&buf[0], bp, 8)
+			copy(x[n8:], buf[:n-n8])
+		}
+		return
+	}
+	for c := range x {
 		v := x[c]
 		if bias != nil {
 			v += bias[c]

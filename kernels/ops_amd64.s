@@ -33,6 +33,7 @@ VEC8(kC7, 0x39500d01)
 VEC8(kBias127, 0x0000007f)
 VEC8(kAbs, 0x7fffffff)
 VEC8(kTwenty, 0x41a00000)
+VEC8(kInf, 0x7f800000)
 VEC8(kQuick, 0xbfd9db23)
 VEC8(kGtK1, 0xbfcc422a)
 VEC8(kGtK2, 0xbd922279)
@@ -57,8 +58,12 @@ VEC8(kErf9, 0x3c5dc06f)
 // EXP replaces x with exp(x): n = round(x·log2 e), r = x − n·ln2 (two-part
 // Cody–Waite), e^r by its degree-7 Taylor polynomial (|r| ≤ ln2/2, truncation
 // < 6e-9), times 2^n built in the exponent field. NaN propagates; inputs
-// above 88.3 saturate at exp(88.3); inputs below −87.33 give exactly 0.
-#define EXP(x, n, p, m) \
+// above 88.3 give +Inf (exp(88.72) is float32's largest; the few inputs in
+// between overflow early, which no caller can tell from a true +Inf after
+// adding 1 and dividing); inputs below −87.33 give exactly 0. n, p, m and
+// big are scratch registers.
+#define EXP(x, n, p, m, big) \
+	VCMPPS $14, Y15, x, big; \
 	VMINPS x, Y15, x; \
 	VCMPPS $1, Y14, x, m; \
 	VMAXPS x, Y14, x; \
@@ -78,7 +83,8 @@ VEC8(kErf9, 0x3c5dc06f)
 	VPADDD kBias127<>(SB), n, n; \
 	VPSLLD $23, n, n; \
 	VMULPS n, p, x; \
-	VANDNPS x, m, x
+	VANDNPS x, m, x; \
+	VBLENDVPS big, kInf<>(SB), x, x
 
 // ACTLOOP runs BODY (which maps Y0 in place, may clobber Y1–Y13) over x,
 // first adding bias when the bias pointer (SI) is not nil.
@@ -142,7 +148,7 @@ done:; \
 	VFMSUB231PS Y1, Y1, Y5; \
 	VMULPS kNegHalf<>(SB), Y4, Y4; \
 	VMULPS kNegHalf<>(SB), Y5, Y5; \
-	EXP(Y4, Y6, Y7, Y8); \
+	EXP(Y4, Y6, Y7, Y8, Y9); \
 	VFMADD231PS Y4, Y5, Y4; \
 	VMULPS kHalf<>(SB), Y4, Y4; \
 	VMULPS Y3, Y4, Y4; \
@@ -153,7 +159,7 @@ done:; \
 
 // SIGMUL: y = x / (1 + exp(Y1)) with Y1 prepared by the caller.
 #define SIGMUL \
-	EXP(Y1, Y2, Y3, Y4); \
+	EXP(Y1, Y2, Y3, Y4, Y5); \
 	VADDPS kOne<>(SB), Y1, Y1; \
 	VDIVPS Y1, Y0, Y0
 
@@ -191,7 +197,7 @@ esloop:
 	JL   esdone
 	VMOVUPS (DI), Y0
 	VSUBPS Y13, Y0, Y0
-	EXP(Y0, Y1, Y2, Y3)
+	EXP(Y0, Y1, Y2, Y3, Y6)
 	VMOVUPS Y0, (DI)
 	VCVTPS2PD X0, Y4
 	VEXTRACTF128 $1, Y0, X5
@@ -224,7 +230,7 @@ seloop:
 	JL   sedone
 	VMOVUPS (DI), Y0
 	VSUBPS Y13, Y0, Y0
-	EXP(Y0, Y1, Y2, Y3)
+	EXP(Y0, Y1, Y2, Y3, Y6)
 	VCVTPS2PD X0, Y4
 	VEXTRACTF128 $1, Y0, X5
 	VCVTPS2PD X5, Y5

@@ -128,6 +128,41 @@ func TestOpsActivationSweep(t *testing.T) {
 	}
 }
 
+// TestOpsActivationInvariance: an element's result does not depend on its
+// position or on the length of the slice it is activated in.
+func TestOpsActivationInvariance(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	src := randVec(r, 1000, 3, 0)
+	for _, a := range allActs {
+		for _, n := range []int{1, 3, 7, 9, 17, 1000} {
+			x := append([]float32(nil), src[:n]...)
+			Activate(a, x)
+			for i := range x {
+				one := []float32{src[i]}
+				Activate(a, one)
+				if math.Float32bits(one[0]) != math.Float32bits(x[i]) {
+					t.Fatalf("%v: element %d of %d gives %g, alone %g", a, i, n, x[i], one[0])
+				}
+			}
+		}
+	}
+}
+
+// TestOpsActivationNaN: NaN inputs give NaN outputs (as in PyTorch), at
+// every position of a vector.
+func TestOpsActivationNaN(t *testing.T) {
+	for _, a := range allActs {
+		for pos := 0; pos < 11; pos++ {
+			x := []float32{0.5, -1, 2, -3, 0.25, 1, -0.5, 3, 1.5, -2, 0.75}
+			x[pos] = float32(math.NaN())
+			Activate(a, x)
+			if !math.IsNaN(float64(x[pos])) {
+				t.Errorf("%v(NaN) at position %d = %g, want NaN", a, pos, x[pos])
+			}
+		}
+	}
+}
+
 func TestOpsAddBiasAct(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, a := range allActs {
