@@ -271,10 +271,11 @@ func (t *tok) registerSpecials(specs [7]*tokenSpec, add []*tokenSpec) {
 	for _, a := range t.added {
 		have[a.content] = true
 	}
+	// New ids start at len(get_vocab()): vocabulary plus added tokens, counted by content.
 	next := t.baseSize
-	for _, a := range t.added {
-		if _, ok := t.vocab[a.content]; !ok && a.id >= next {
-			next = a.id + 1
+	for c := range have {
+		if _, ok := t.vocab[c]; !ok {
+			next++
 		}
 	}
 	all := append([]*tokenSpec{}, specs[:]...)
