@@ -2,6 +2,7 @@ package vision
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -190,17 +191,25 @@ func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 		// Our libjpeg-exact decoder first; image/jpeg only where it declines or fails.
 		var jerr error
 		out, jerr = safeDecodeJPEG(data, lim.MaxPixels)
+		if errors.Is(jerr, errJPEGTruncated) {
+			return nil, corrupt(name, "data", jerr)
+		}
 		if jerr != nil {
 			out = nil
 			img, err = safeDecode(format, data)
 			if err != nil {
-				if errors.Is(jerr, errJPEGTruncated) || errors.Is(jerr, errDecoderPanic) {
+				if errors.Is(jerr, errDecoderPanic) {
 					err = jerr
 				}
 				return nil, corrupt(name, "data", err)
 			}
 		}
 	} else {
+		if format == FormatPNG {
+			if err := pngPlausible(data, cfg); err != nil {
+				return nil, corrupt(name, "data", err)
+			}
+		}
 		img, err = safeDecode(format, data)
 		if err != nil {
 			return nil, corrupt(name, "data", err)
@@ -361,6 +370,36 @@ func safeDecode(format string, data []byte) (img image.Image, err error) {
 		return tiff.Decode(r)
 	}
 	return nil, fmt.Errorf("unknown format %q", format)
+}
+
+// pngPlausible rejects a PNG whose compressed image data is too short to hold the image its
+// header claims (deflate expands at most 1032:1), before image/png allocates the image. Such a
+// file is truncated; without this check a 300-byte file could make the decoder allocate the full
+// MaxPixels-sized image before failing.
+func pngPlausible(data []byte, cfg image.Config) error {
+	var idat int64
+	for i := 8; i+8 <= len(data); {
+		l := int64(binary.BigEndian.Uint32(data[i:]))
+		if string(data[i+4:i+8]) == "IDAT" {
+			idat += min(l, int64(len(data)-i-8))
+		}
+		i += 12 + int(min(l, int64(len(data))))
+	}
+	if len(data) < 26 {
+		return io.ErrUnexpectedEOF
+	}
+	depth, ctype := int64(data[24]), data[25]
+	channels := map[byte]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
+	if channels == 0 {
+		return nil // let image/png report the bad colour type
+	}
+	rowBytes := (int64(cfg.Width)*channels*depth + 7) / 8
+	raw := int64(cfg.Height) * (1 + rowBytes)
+	if idat*1032+64 < raw {
+		return fmt.Errorf("%w: %d bytes of compressed image data cannot hold a %d×%d image (%d bytes raw)",
+			io.ErrUnexpectedEOF, idat, cfg.Width, cfg.Height, raw)
+	}
+	return nil
 }
 
 // isPNGGray16 reports whether the PNG's IHDR says 16-bit grayscale without alpha (colour type 0),

@@ -105,9 +105,15 @@ func decodeJPEG(data []byte, maxPixels int64) (*RGB, error) {
 	}
 	d.pos = 2
 	sawFrame := false
+	scans := 0
 	for {
 		m, err := d.nextMarker()
 		if err != nil {
+			// A file that ends after complete scans without its EOI marker is accepted, as
+			// libjpeg (with a warning) and PIL do.
+			if errors.Is(err, errJPEGTruncated) && scans > 0 && d.allComponentsCoded() {
+				return d.output()
+			}
 			return nil, err
 		}
 		switch {
@@ -160,6 +166,7 @@ func decodeJPEG(data []byte, maxPixels int64) (*RGB, error) {
 			if err := d.scan(seg); err != nil {
 				return nil, err
 			}
+			scans++
 		case m == 0xDC:
 			return nil, fmt.Errorf("%w: DNL marker", errJPEGUnsupported)
 		case m == 0xE0:
@@ -173,6 +180,15 @@ func decodeJPEG(data []byte, maxPixels int64) (*RGB, error) {
 			}
 		}
 	}
+}
+
+func (d *jpegDecoder) allComponentsCoded() bool {
+	for i := range d.comps {
+		if d.comps[i].coef == nil {
+			return false
+		}
+	}
+	return len(d.comps) > 0
 }
 
 // nextMarker skips to the next marker (libjpeg skips garbage bytes too) and returns its code.
@@ -405,6 +421,11 @@ func (d *jpegDecoder) scan(s []byte) error {
 	if ns < 1 || ns > 4 || len(s) < 1+2*ns+3 {
 		return errors.New("jpeg: bad SOS segment")
 	}
+	p := s[1+2*ns:]
+	ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), uint(p[2]&15)
+	if !d.progressive {
+		ss, se, ah, al = 0, 63, 0, 0
+	}
 	var sc []*jpegComponent
 	for i := 0; i < ns; i++ {
 		id := int(s[1+2*i])
@@ -433,21 +454,40 @@ func (d *jpegDecoder) scan(s []byte) error {
 			q := d.qt[c.tq] // latched at the component's first scan, as libjpeg does
 			c.quant = &q
 		}
+		sc = append(sc, c)
+	}
+	if d.progressive && (ss > se || se > 63 || al > 13 || (ss == 0 && se != 0) || (ss > 0 && ns != 1)) {
+		return errors.New("jpeg: bad progressive scan parameters")
+	}
+	// Before allocating anything for this scan, check that the rest of the file can hold it:
+	// a sequential scan needs ≥ 2 bits per block (shortest DC code + EOB), a DC scan ≥ 1 bit.
+	// This rejects a tiny file whose header claims a huge image without allocating for it.
+	blocks := int64(0)
+	for _, c := range sc {
+		if ns == 1 {
+			bx := int64(((d.width*c.h+d.hmax-1)/d.hmax + 7) / 8)
+			by := int64(((d.height*c.v+d.vmax-1)/d.vmax + 7) / 8)
+			blocks += bx * by
+		} else {
+			blocks += int64(d.mcusX) * int64(d.mcusY) * int64(c.h*c.v)
+		}
+	}
+	minBits := int64(0)
+	switch {
+	case !d.progressive:
+		minBits = 2 * blocks
+	case ss == 0:
+		minBits = blocks
+	}
+	if int64(len(d.data)-d.pos)*8 < minBits {
+		return errJPEGTruncated
+	}
+	for _, c := range sc {
 		if c.coef == nil {
 			if int64(c.bw)*int64(c.bh) > (1<<31)/64 {
 				return errors.New("jpeg: image too large")
 			}
 			c.coef = make([]int16, c.bw*c.bh*64)
-		}
-		sc = append(sc, c)
-	}
-	p := s[1+2*ns:]
-	ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), uint(p[2]&15)
-	if !d.progressive {
-		ss, se, ah, al = 0, 63, 0, 0
-	} else {
-		if ss > se || se > 63 || al > 13 || (ss == 0 && se != 0) || (ss > 0 && ns != 1) {
-			return errors.New("jpeg: bad progressive scan parameters")
 		}
 	}
 	for _, c := range sc {
