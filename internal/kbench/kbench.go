@@ -51,7 +51,7 @@ type Result struct {
 	N          int     `json:"n"`
 	Threads    int     `json:"threads"`
 	GFLOPS     float64 `json:"gflops"`      // GemmPacked (weights pre-packed)
-	GBPS       float64 `json:"gbps"`        // packed weight bytes read per second (gemv)
+	GBPS       float64 `json:"gbps"`        // packed weight bytes read per second (gemv, weights not in cache)
 	PeakGFLOPS float64 `json:"peak_gflops"` // FMA peak at this thread count
 	// Extra context, also measured in this run.
 	GemmGFLOPS  float64 `json:"gemm_unpacked_gflops,omitempty"` // Gemm packing B per call
@@ -106,10 +106,11 @@ func Run(w io.Writer, opts Options) error {
 	var results []Result
 	for _, th := range threads {
 		kernels.SetThreads(th)
-		peak := measurePeak(th, opts.Quick)
-		var readBW float64
 		for _, s := range sel {
-			r, err := measure(s, th, peak, opts.Quick, &readBW)
+			// The peak is re-measured next to every shape: the machine
+			// is shared and its load changes from minute to minute.
+			peak := measurePeak(th, opts.Quick)
+			r, err := measure(s, th, peak, opts.Quick)
 			if err != nil {
 				return err
 			}
@@ -191,11 +192,8 @@ func measurePeak(th int, quick bool) float64 {
 // measureRead returns the read bandwidth in GB/s of th threads streaming
 // disjoint parts of a buffer far larger than the caches.
 func measureRead(th int, quick bool) float64 {
-	size := 256 << 20 // bytes
-	if quick {
-		size = 8 << 20
-	}
-	buf := make([]float32, size/4)
+	size := coldBytes(quick)
+	buf := make([]float32, max(size/4, 64*th))
 	for i := range buf {
 		buf[i] = 1
 	}
@@ -207,6 +205,15 @@ func measureRead(th int, quick bool) float64 {
 	return float64(part*th*4) / sec / 1e9
 }
 
+// coldBytes is the amount of distinct data a cold-cache measurement cycles
+// through (the L3 is 32 MiB on the reference machine).
+func coldBytes(quick bool) int {
+	if quick {
+		return 1 << 20
+	}
+	return 256 << 20
+}
+
 func randVec(rng *rand.Rand, n int) []float32 {
 	x := make([]float32, n)
 	for i := range x {
@@ -215,7 +222,7 @@ func randVec(rng *rand.Rand, n int) []float32 {
 	return x
 }
 
-func measure(s [3]int, th int, peak float64, quick bool, readBW *float64) (Result, error) {
+func measure(s [3]int, th int, peak float64, quick bool) (Result, error) {
 	m, k, n := s[0], s[1], s[2]
 	rng := rand.New(rand.NewSource(1))
 	a, wt := randVec(rng, m*k), randVec(rng, n*k) // wt: [N, K] (nn.Linear)
@@ -224,17 +231,28 @@ func measure(s [3]int, th int, peak float64, quick bool, readBW *float64) (Resul
 	flops := 2 * float64(m) * float64(n) * float64(k)
 	reps, minDur := reps(quick)
 	res := Result{Op: "gemm", M: m, K: k, N: n, Threads: th, PeakGFLOPS: peak}
-	sec := timeIt(func() { kernels.GemmPacked(m, 1, a, k, pb, 0, c, n) }, reps, minDur)
-	res.GFLOPS = flops / sec / 1e9
 	if m == 1 {
+		// A decode step reads many different weights, so measure GEMV on
+		// weights that are not in cache: cycle through enough packed
+		// copies to exceed the caches several times over.
+		copies := []*kernels.PackedB{pb}
+		for total := pb.Bytes(); total < coldBytes(quick); total += pb.Bytes() {
+			copies = append(copies, kernels.PackB(true, k, n, wt, k))
+		}
+		next := 0
+		sec := timeIt(func() {
+			kernels.GemmPacked(1, 1, a, k, copies[next], 0, c, n)
+			next = (next + 1) % len(copies)
+		}, reps, minDur)
+		res.GFLOPS = flops / sec / 1e9
 		res.Op = "gemv"
 		res.GBPS = float64(pb.Bytes()) / sec / 1e9
-		if *readBW == 0 {
-			*readBW = measureRead(th, quick)
-		}
-		res.ReadGBPS = *readBW
+		// Bandwidth measured right after, so both see the same load.
+		res.ReadGBPS = measureRead(th, quick)
 		return res, nil
 	}
+	sec := timeIt(func() { kernels.GemmPacked(m, 1, a, k, pb, 0, c, n) }, reps, minDur)
+	res.GFLOPS = flops / sec / 1e9
 	sec = timeIt(func() { kernels.Gemm(false, true, m, n, k, 1, a, k, wt, k, 0, c, n) }, reps, minDur)
 	res.GemmGFLOPS = flops / sec / 1e9
 	if !quick || flops <= 1e10 {
