@@ -3,6 +3,7 @@ package clip
 import (
 	"context"
 	"encoding/json"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -124,4 +125,50 @@ func TestE2E(t *testing.T) {
 		})
 	}
 	t.Logf("worst abs error (cosine, embedding elements): %.2e", worst)
+}
+
+// TestLoadedModel: Info, tokenization, batch-invariant text embeddings and
+// the errors of a loaded checkpoint.
+func TestLoadedModel(t *testing.T) {
+	m, err := Load(e2eDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := m.Info()
+	if info.Family != "clip" || info.Architecture != "CLIPModel" || len(info.Tasks) != 2 || info.ImageSize != m.cfg.Vision.ImageSize ||
+		info.MaxTextLen != m.cfg.Text.MaxPositions || info.ImageTokens != m.Vision().Tokens() {
+		t.Errorf("Info %+v", info)
+	}
+	ids, err := m.Tokenize("a photo of a cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) < 3 {
+		t.Fatalf("Tokenize gave %v", ids)
+	}
+	ctx := context.Background()
+	alone, err := m.EmbedTexts(ctx, []string{"coffee"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batched, err := m.EmbedTexts(ctx, []string{"A woman in an orange flight suit.", "coffee"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relErr(batched[1], alone[0]); e > 1e-5 {
+		t.Errorf("text alone vs padded in a batch: rel err %.2e", e)
+	}
+	long := ""
+	for i := 0; i < m.cfg.Text.MaxPositions; i++ {
+		long += "cat "
+	}
+	if _, err := m.EmbedTexts(ctx, []string{"ok", long}); err == nil {
+		t.Error("a text longer than max_position_embeddings was accepted")
+	}
+	if scores, err := m.Match(ctx, &fusion.ImageState{}, []string{"x"}); err == nil {
+		t.Errorf("Match accepted an empty image state: %v", scores)
+	}
+	if _, err := m.EncodeImages(ctx, []image.Image{nil}); err == nil {
+		t.Error("EncodeImages accepted a nil image")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
@@ -138,15 +139,39 @@ func (m *Model) Caption(ctx context.Context, img *fusion.ImageState, prompt stri
 		return false
 	}
 	// Streaming: text pieces from the incremental detokenizer. Each token
-	// is sent when the next one is known, so the detokenizer's held-back
-	// tail can join the last token and the pieces add up to the text. A
-	// stop string ends greedy decoding.
+	// is sent when the next one is known, carrying the text that became
+	// final, so the detokenizer's held-back tail joins the last token and
+	// the pieces add up to the generated text. With stop strings, the last
+	// len(stop)-1 bytes are held back too, so nothing past a stop string is
+	// ever streamed; a stop string ends greedy decoding.
 	st := m.text.stream()
+	hold := 0
+	for _, s := range opts.Stop {
+		hold = max(hold, len(s)-1)
+	}
 	var generated strings.Builder
 	var pending *fusion.Token
-	stopped := false
+	stopped, sent := false, 0 // sent: bytes of the generated text given out
+	// release returns the generated text that is safe to stream now, up to
+	// end (or len−hold, backed off to a character start).
+	release := func(end int) string {
+		g := generated.String()
+		if end < 0 {
+			end = len(g) - hold
+			for end > sent && end < len(g) && !utf8.RuneStart(g[end]) {
+				end--
+			}
+		}
+		if end <= sent {
+			return ""
+		}
+		piece := g[sent:end]
+		sent = end
+		return piece
+	}
 	send := func() error {
 		if pending == nil || on == nil {
+			pending = nil
 			return nil
 		}
 		t := *pending
@@ -157,17 +182,18 @@ func (m *Model) Caption(ctx context.Context, img *fusion.ImageState, prompt stri
 		if isEOS(id) {
 			return nil
 		}
-		piece := st.add(id)
-		generated.WriteString(piece)
-		if err := send(); err != nil {
-			return err
-		}
-		pending = &fusion.Token{ID: id, Text: piece, Logprob: lp}
-		for _, s := range opts.Stop {
-			if s != "" && strings.Contains(generated.String(), s) {
-				stopped = true
-				return errStop
+		if pending != nil {
+			pending.Text = release(-1)
+			if err := send(); err != nil {
+				return err
 			}
+		}
+		generated.WriteString(st.add(id))
+		pending = &fusion.Token{ID: id, Logprob: lp}
+		if i := stopIndex(generated.String(), opts.Stop); i >= 0 {
+			stopped = true
+			pending.Text = release(i)
+			return errStop
 		}
 		return nil
 	}
@@ -191,7 +217,10 @@ func (m *Model) Caption(ctx context.Context, img *fusion.ImageState, prompt stri
 		}
 	}
 	if pending != nil {
-		pending.Text += st.flush()
+		if !stopped {
+			generated.WriteString(st.flush())
+			pending.Text = release(generated.Len())
+		}
 		if err := send(); err != nil {
 			return nil, err
 		}
@@ -212,10 +241,8 @@ func (m *Model) Caption(ctx context.Context, img *fusion.ImageState, prompt stri
 		promptText := m.text.decode(full[:gen.PromptTokens])
 		if strings.HasPrefix(gen.Text, promptText) {
 			rest := gen.Text[len(promptText):]
-			for _, s := range opts.Stop {
-				if i := strings.Index(rest, s); s != "" && i >= 0 {
-					rest = rest[:i]
-				}
+			if i := stopIndex(rest, opts.Stop); i >= 0 {
+				rest = rest[:i]
 			}
 			gen.Text = promptText + rest
 		}
@@ -230,4 +257,15 @@ func (m *Model) Tokenize(text string) ([]int, error) {
 		return nil, errors.New("vitgpt2: no tokenizer (the model was built with New, not Load)")
 	}
 	return m.text.encodeSpecial(text)
+}
+
+// stopIndex is the position of the earliest stop string in text, or -1.
+func stopIndex(text string, stop []string) int {
+	best := -1
+	for _, s := range stop {
+		if i := strings.Index(text, s); s != "" && i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	return best
 }

@@ -3,6 +3,8 @@ package vitgpt2
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"image"
 	"os"
 	"path/filepath"
 	"slices"
@@ -151,4 +153,113 @@ func TestE2EPrefix(t *testing.T) {
 	if !slices.Equal(full, want) {
 		t.Errorf("Generate %v, Caption %v", full, want)
 	}
+}
+
+// TestCaptionOptions covers stop strings, log-probabilities, streaming
+// errors, cancellation and batch encoding on the e2e checkpoint.
+func TestCaptionOptions(t *testing.T) {
+	m, err := Load(e2eDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var imgs []image.Image
+	for _, name := range []string{"astronaut_exif_orientation6.jpg", "cat_chelsea.jpg"} {
+		b, err := os.ReadFile(filepath.Join(e2eDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := vision.Decode(b, vision.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, img)
+	}
+	batch, err := m.EncodeImages(ctx, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, img := range imgs {
+		one, err := m.EncodeImage(ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(one.Hidden, batch[i].Hidden) {
+			t.Errorf("image %d: batch encoding differs from encoding alone", i)
+		}
+	}
+	st := batch[0] // HF greedy, 16 tokens: "Wkeet is stterterkkekterkein\x01keter"
+	const full = "Wkeet is stterterkkekterkein\x01keter"
+
+	t.Run("stop", func(t *testing.T) {
+		for _, tc := range []struct {
+			beams int
+			stop  []string
+			want  string
+		}{
+			{1, []string{"zz", " st", "keet is"}, "W"},
+			{1, []string{" st"}, "Wkeet is"},
+			{3, []string{"in clo", "cloin"}, " on\x01 clo "},
+		} {
+			var streamed strings.Builder
+			g, err := m.Caption(ctx, st, "", fusion.GenerateOptions{MaxNewTokens: 16, NumBeams: tc.beams, Stop: tc.stop},
+				func(tk fusion.Token) error { streamed.WriteString(tk.Text); return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Text != tc.want || g.Finish != fusion.FinishStop || streamed.String() != tc.want {
+				t.Errorf("beams %d stop %q: text %q streamed %q finish %q, want %q stop", tc.beams, tc.stop, g.Text, streamed.String(), g.Finish, tc.want)
+			}
+		}
+	})
+	t.Run("logprobs", func(t *testing.T) {
+		g, err := m.Caption(ctx, st, "", fusion.GenerateOptions{MaxNewTokens: 16, Logprobs: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Text != full || len(g.Logprobs) != len(g.TokenIDs) || g.Finish != fusion.FinishLength {
+			t.Fatalf("text %q, %d logprobs for %d tokens, finish %q", g.Text, len(g.Logprobs), len(g.TokenIDs), g.Finish)
+		}
+		for i, lp := range g.Logprobs {
+			if !(lp <= 0) {
+				t.Errorf("logprob %d = %g", i, lp)
+			}
+		}
+	})
+	t.Run("on-token error", func(t *testing.T) {
+		boom := errors.New("client went away")
+		n := 0
+		_, err := m.Caption(ctx, st, "", fusion.GenerateOptions{MaxNewTokens: 16}, func(fusion.Token) error {
+			n++
+			if n == 3 {
+				return boom
+			}
+			return nil
+		})
+		if !errors.Is(err, boom) || n != 3 {
+			t.Errorf("err = %v after %d tokens, want %v after 3", err, n, boom)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := m.Caption(cctx, st, "", fusion.GenerateOptions{}, nil); !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("bad state", func(t *testing.T) {
+		if _, err := m.Caption(ctx, &fusion.ImageState{Tokens: 1, Dim: 1, Hidden: []float32{0}}, "", fusion.GenerateOptions{}, nil); err == nil {
+			t.Error("Caption accepted an image state from another model")
+		}
+	})
+	t.Run("default length", func(t *testing.T) {
+		// No max_new_tokens anywhere: HF's max_length 20 minus the start token.
+		g, err := m.Caption(ctx, st, "", fusion.GenerateOptions{MinNewTokens: 19}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.TokenIDs) != 19 || g.Finish != fusion.FinishLength {
+			t.Errorf("%d tokens, finish %q; want 19, length", len(g.TokenIDs), g.Finish)
+		}
+	})
 }
