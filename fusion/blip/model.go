@@ -72,7 +72,9 @@ func loadBase(dir, arch string) (*base, error) {
 		ck.Close()
 		return nil, fmt.Errorf("blip: %w", err)
 	}
-	if h, w := b.proc.OutputSize(); h != cfg.Vision.ImageSize || w != cfg.Vision.ImageSize {
+	// A fixed output size must match the vision tower (a size that depends
+	// on the image is checked per image in EncodeImages).
+	if h, w := b.proc.OutputSize(); (h != 0 || w != 0) && (h != cfg.Vision.ImageSize || w != cfg.Vision.ImageSize) {
 		ck.Close()
 		return nil, fmt.Errorf("blip: preprocessor_config.json makes %d×%d images, vision_config.image_size is %d", h, w, cfg.Vision.ImageSize)
 	}
