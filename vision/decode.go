@@ -205,10 +205,15 @@ func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 			}
 		}
 	} else {
-		if format == FormatPNG {
-			if err := pngPlausible(data, cfg); err != nil {
-				return nil, corrupt(name, "data", err)
-			}
+		var perr error
+		switch format {
+		case FormatPNG:
+			perr = pngPlausible(data, cfg)
+		case FormatBMP:
+			perr = bmpPlausible(data, cfg)
+		}
+		if perr != nil {
+			return nil, corrupt(name, "data", perr)
 		}
 		img, err = safeDecode(format, data)
 		if err != nil {
@@ -398,6 +403,26 @@ func pngPlausible(data []byte, cfg image.Config) error {
 	if idat*1032+64 < raw {
 		return fmt.Errorf("%w: %d bytes of compressed image data cannot hold a %d×%d image (%d bytes raw)",
 			io.ErrUnexpectedEOF, idat, cfg.Width, cfg.Height, raw)
+	}
+	return nil
+}
+
+// bmpPlausible rejects an uncompressed BMP shorter than its pixel array, before x/image/bmp
+// allocates the image.
+func bmpPlausible(data []byte, cfg image.Config) error {
+	if len(data) < 34 {
+		return nil // let the decoder report it
+	}
+	off := int64(binary.LittleEndian.Uint32(data[10:]))
+	bpp := int64(binary.LittleEndian.Uint16(data[28:]))
+	comp := binary.LittleEndian.Uint32(data[30:])
+	if comp != 0 && comp != 3 { // compressed variants: x/image/bmp rejects them anyway
+		return nil
+	}
+	stride := (int64(cfg.Width)*bpp + 31) / 32 * 4
+	if need := off + stride*int64(cfg.Height); int64(len(data)) < need {
+		return fmt.Errorf("%w: the file has %d bytes, its %d×%d %d-bit pixel array needs %d",
+			io.ErrUnexpectedEOF, len(data), cfg.Width, cfg.Height, bpp, need)
 	}
 	return nil
 }
