@@ -76,13 +76,19 @@ func (m *Model) decodeConfig(opts fusion.GenerateOptions, promptLen int) (genera
 
 // Generate runs HF generate() for one image: the decoder prompt is
 // decoder_start_token_id followed by prefix (token ids, no special
-// tokens), then greedy or beam search per opts and the checkpoint's
+// tokens; as HF, the start token is not added again when prefix already
+// begins with it), then greedy or beam search per opts and the checkpoint's
 // defaults. It returns what generate() returns for the row (prompt +
 // generated ids, a final eos included) and the decoding result. onToken
 // (greedy only; may be nil) sees each token as it is chosen.
 func (m *Model) Generate(ctx context.Context, img *fusion.ImageState, prefix []int, opts fusion.GenerateOptions,
 	onToken func(id int, logprob float32) error) ([]int, *generate.Result, error) {
+	// HF prepends decoder_start_token_id unless the given decoder ids
+	// already start with it.
 	prompt := append([]int{m.gen.DecoderStartTokenID}, prefix...)
+	if len(prefix) > 0 && prefix[0] == m.gen.DecoderStartTokenID {
+		prompt = append([]int(nil), prefix...)
+	}
 	for _, id := range prefix {
 		if id < 0 || id >= m.cfg.Decoder.VocabSize {
 			return nil, nil, fmt.Errorf("vitgpt2: prompt token id %d outside the decoder vocabulary [0, %d)", id, m.cfg.Decoder.VocabSize)

@@ -153,6 +153,14 @@ func TestE2EPrefix(t *testing.T) {
 	if !slices.Equal(full, want) {
 		t.Errorf("Generate %v, Caption %v", full, want)
 	}
+	// Decoder ids that already begin with the start token get no second one.
+	full2, _, err := m.Generate(ctx, st, append([]int{m.gen.DecoderStartTokenID}, ids...), fusion.GenerateOptions{MaxNewTokens: 5, MinNewTokens: 5}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(full2, full) {
+		t.Errorf("with explicit start token %v, without %v", full2, full)
+	}
 }
 
 // TestCaptionOptions covers stop strings, log-probabilities, streaming
