@@ -34,21 +34,35 @@ func contraction(s string, fold bool) int {
 	if len(s) < 2 || s[0] != '\'' {
 		return 0
 	}
-	switch s[1] {
+	// c returns the character at byte i, folded to lower-case ASCII when fold is set,
+	// and its length; U+017F (long s) folds to 's'.
+	c := func(i int) (byte, int) {
+		if i >= len(s) {
+			return 0, 0
+		}
+		b := s[i]
+		if !fold {
+			return b, 1
+		}
+		if b >= 'A' && b <= 'Z' {
+			return b + ('a' - 'A'), 1
+		}
+		if r, n := utf8.DecodeRuneInString(s[i:]); r == 0x17F {
+			return 's', n
+		}
+		return b, 1
+	}
+	a, n1 := c(1)
+	switch a {
 	case 's', 't', 'm', 'd':
-		return 2
+		return 1 + n1
 	case 'r', 'v':
-		if len(s) >= 3 && s[2] == 'e' {
-			return 3
+		if b, n2 := c(1 + n1); b == 'e' {
+			return 1 + n1 + n2
 		}
 	case 'l':
-		if len(s) >= 3 && s[2] == 'l' {
-			return 3
-		}
-	}
-	if fold {
-		if r, n := utf8.DecodeRuneInString(s[1:]); r == 0x17F {
-			return 1 + n
+		if b, n2 := c(1 + n1); b == 'l' {
+			return 1 + n1 + n2
 		}
 	}
 	return 0
