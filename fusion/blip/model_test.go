@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/vision"
 )
 
 func TestLoadInfo(t *testing.T) {
@@ -112,5 +115,68 @@ func TestCaptionErrorsAndCancel(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) || g == nil || g.Finish != fusion.FinishCancelled {
 		t.Fatalf("cancelled caption: %v, %+v", err, g)
+	}
+}
+
+// TestConcurrentRequests runs captions of several images at once on one
+// model: results equal the sequential ones (run with -race to check that
+// per-request state is not shared).
+func TestConcurrentRequests(t *testing.T) {
+	dir := filepath.Join(goldenDir, "e2e", "blip-caption")
+	m, err := fusion.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	var states []*fusion.ImageState
+	for _, name := range []string{"cat_chelsea.jpg", "camera_gray.jpg", "coffee_paletted.gif", "astronaut.webp"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := vision.Decode(data, vision.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := m.EncodeImage(ctx, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states = append(states, st)
+	}
+	c := m.(fusion.Captioner)
+	opts := []fusion.GenerateOptions{{MaxNewTokens: 8}, {MaxNewTokens: 8, NumBeams: 3}}
+	want := make([]string, 0, len(states)*len(opts))
+	for _, st := range states {
+		for _, o := range opts {
+			g, err := c.Caption(ctx, st, "a picture of", o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, fmt.Sprint(g.Text, g.TokenIDs))
+		}
+	}
+	got := make([]string, len(want))
+	var wg sync.WaitGroup
+	for i, st := range states {
+		for j, o := range opts {
+			wg.Add(1)
+			go func(k int, st *fusion.ImageState, o fusion.GenerateOptions) {
+				defer wg.Done()
+				g, err := c.Caption(ctx, st, "a picture of", o, nil)
+				if err != nil {
+					got[k] = err.Error()
+					return
+				}
+				got[k] = fmt.Sprint(g.Text, g.TokenIDs)
+			}(i*len(opts)+j, st, o)
+		}
+	}
+	wg.Wait()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("request %d: concurrent %q, sequential %q", i, got[i], want[i])
+		}
 	}
 }
