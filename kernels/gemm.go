@@ -282,6 +282,13 @@ func (t *gemmTask) tile(r0, r1, q0, q1 int, scratch []float32) {
 		}
 	}
 	sld := (q1 - q0) * nr // scratch row stride
+	// Row panels [r0, rf) are full height; rf < r1 means the last one is
+	// cut by the bottom edge of C.
+	rf := r1
+	if r1*mr > m {
+		rf = r1 - 1
+	}
+	astride := k * mr
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		flags := 0
@@ -292,42 +299,44 @@ func (t *gemmTask) tile(r0, r1, q0, q1 int, scratch []float32) {
 		for q := q0; q < q1; q++ {
 			bptr := &t.bp[q*k*nr+pc*nr]
 			jj := q * nr
-			fullJ := jj+nr <= n
-			for r := r0; r < r1; r++ {
-				aptr := &t.ap[r*k*mr+pc*mr]
-				ii := r * mr
-				full := fullJ && ii+mr <= m
-				sp := &scratch[(r-r0)*mr*sld+(q-q0)*nr]
-				switch {
-				case full && t.beta == 0:
-					cp := &c[ii*ldc+jj]
-					f := flags
+			sp := &scratch[(q-q0)*nr] // partial sums of panel (r0, q)
+			aptr := &t.ap[r0*astride+pc*mr]
+			rEdge := r0 // first panel needing the scratch epilogue
+			if jj+nr <= n && rf > r0 {
+				// Full micro-tiles, all in one kernel call.
+				cp := &c[r0*mr*ldc+jj]
+				f := flags
+				if t.beta == 0 {
 					if last {
 						f |= flagFinal
 					}
-					microKernel(kb, aptr, bptr, cp, ldc, cp, ldc, t.alpha, f)
-				case full:
-					cp := &c[ii*ldc+jj]
-					f := flags
+					microKernel(rf-r0, kb, aptr, astride, bptr, cp, ldc, cp, ldc, t.alpha, f)
+				} else { // C holds fl(beta·C) until the final block adds to it
 					if last {
 						f |= flagFinal | flagAddC
 					}
-					microKernel(kb, aptr, bptr, sp, sld, cp, ldc, t.alpha, f)
-				default:
-					microKernel(kb, aptr, bptr, sp, sld, nil, 0, 0, flags)
-					if last {
-						rows, cols := min(mr, m-ii), min(nr, n-jj)
-						base := (r - r0) * mr * sld
-						for i := 0; i < rows; i++ {
-							s := scratch[base+i*sld+(q-q0)*nr:][:cols]
-							cr := c[(ii+i)*ldc+jj:][:cols]
-							if t.beta == 0 {
-								epilogue(cr, s, t.alpha, 0)
-							} else { // C already holds fl(beta·C)
-								epilogue(cr, s, t.alpha, 1)
-							}
-						}
-					}
+					microKernel(rf-r0, kb, aptr, astride, bptr, sp, sld, cp, ldc, t.alpha, f)
+				}
+				rEdge = rf
+			}
+			if rEdge == r1 {
+				continue
+			}
+			// Micro-tiles cut by the edge of C: raw sums in scratch, then
+			// the same epilogue arithmetic in Go.
+			microKernel(r1-rEdge, kb, &t.ap[rEdge*astride+pc*mr], astride, bptr,
+				&scratch[(rEdge-r0)*mr*sld+(q-q0)*nr], sld, nil, 0, 0, flags)
+			if !last {
+				continue
+			}
+			cols := min(nr, n-jj)
+			for i := rEdge * mr; i < min(r1*mr, m); i++ {
+				s := scratch[(i-r0*mr)*sld+(q-q0)*nr:][:cols]
+				cr := c[i*ldc+jj:][:cols]
+				if t.beta == 0 {
+					epilogue(cr, s, t.alpha, 0)
+				} else { // C already holds fl(beta·C)
+					epilogue(cr, s, t.alpha, 1)
 				}
 			}
 		}

@@ -33,24 +33,47 @@
 	VFMADD231PS  Y0, Y3, Y14;         \
 	VFMADD231PS  Y1, Y3, Y15
 
-// func kern6x16(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
+// func kern6x16(np, k int, a *float32, astride int, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
 //
-// a: packed A micro-panel (k steps of 6 floats); b: packed B micro-panel
-// (k steps of 16 floats). flags&1: start from the partial sums at p (row
-// stride ldp floats), else from zero. flags&2: final block, write
-// C = alpha*acc (+ C when flags&4) at c (row stride ldc floats); otherwise
-// store the raw sums back to p.
-TEXT ·kern6x16(SB), NOSPLIT, $0-72
-	MOVQ k+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ p+24(FP), DX
-	MOVQ ldp+32(FP), SI
+// Runs the 6x16 micro-kernel on np consecutive row panels against one B
+// micro-panel. For panel i: a + i*astride floats is the packed A
+// micro-panel (k steps of 6 floats), b the packed B micro-panel (k steps
+// of 16 floats), p + 6*i*ldp and c + 6*i*ldc its partial sums and output.
+// flags&1: start from the partial sums at p (row stride ldp floats), else
+// from zero. flags&2: final block, write C = alpha*acc (+ C when flags&4)
+// at c (row stride ldc floats); otherwise store the raw sums back to p.
+TEXT ·kern6x16(SB), NOSPLIT, $0-88
+	MOVQ np+0(FP), R11
+	MOVQ a+16(FP), R12
+	MOVQ astride+24(FP), R13
+	SHLQ $2, R13
+	MOVQ b+32(FP), R14
+	MOVQ p+40(FP), DX
+	MOVQ ldp+48(FP), SI
 	SHLQ $2, SI
-	MOVQ c+40(FP), DI
-	MOVQ ldc+48(FP), R8
+	MOVQ c+56(FP), DI
+	MOVQ ldc+64(FP), R8
 	SHLQ $2, R8
-	MOVQ flags+64(FP), R9
+	MOVQ flags+80(FP), R9
+	TESTQ R11, R11
+	JZ    exit
+
+panel:
+	MOVQ k+8(FP), CX
+	MOVQ R12, AX
+	MOVQ R14, BX
+
+	// Prefetch the next panel's partial sums (6 rows below).
+	LEAQ (DX)(SI*4), R10
+	LEAQ (R10)(SI*2), R10
+	PREFETCHT0 (R10)
+	PREFETCHT0 (R10)(SI*1)
+	PREFETCHT0 (R10)(SI*2)
+	LEAQ (R10)(SI*2), R10
+	PREFETCHT0 (R10)(SI*1)
+	PREFETCHT0 (R10)(SI*2)
+	LEAQ (R10)(SI*2), R10
+	PREFETCHT0 (R10)(SI*1)
 
 	TESTQ $1, R9
 	JZ    zero
@@ -96,7 +119,6 @@ loop4:
 	PREFETCHT0 384(AX)
 	STEP(0, 0)
 	STEP(24, 64)
-	PREFETCHT0 512(BX)
 	STEP(48, 128)
 	STEP(72, 192)
 	ADDQ $96, AX
@@ -139,11 +161,10 @@ done:
 	ADDQ    SI, R10
 	VMOVUPS Y14, (R10)
 	VMOVUPS Y15, 32(R10)
-	VZEROUPPER
-	RET
+	JMP     next
 
 final:
-	VBROADCASTSS alpha+56(FP), Y0
+	VBROADCASTSS alpha+72(FP), Y0
 	VMULPS       Y0, Y4, Y4
 	VMULPS       Y0, Y5, Y5
 	VMULPS       Y0, Y6, Y6
@@ -196,6 +217,18 @@ storec:
 	ADDQ    R8, R10
 	VMOVUPS Y14, (R10)
 	VMOVUPS Y15, 32(R10)
+
+next:
+	// Advance to the next row panel: a by astride, p and c by 6 rows.
+	ADDQ R13, R12
+	LEAQ (DX)(SI*4), DX
+	LEAQ (DX)(SI*2), DX
+	LEAQ (DI)(R8*4), DI
+	LEAQ (DI)(R8*2), DI
+	DECQ R11
+	JNZ  panel
+
+exit:
 	VZEROUPPER
 	RET
 

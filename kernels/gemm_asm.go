@@ -7,7 +7,7 @@ package kernels
 // memory the kernel touches.
 
 //go:noescape
-func kern6x16(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
+func kern6x16(np, k int, a *float32, astride int, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
 
 //go:noescape
 func gemv4(k int, x, b *float32, stride int, out *float32)

@@ -28,14 +28,28 @@ const (
 )
 
 // kern6x16Go is the portable micro-kernel, with the same contract as the
-// assembly kern6x16: acc[i][j] (6×16) starts from zero or from p (row
-// stride ldp), accumulates acc = acc + fl(a[p][i]·b[p][j]) for p = 0..k-1
-// over the packed micro-panels a (k×6) and b (k×16), and is then either
-// stored raw to p or, on the final block, written as fl(alpha·acc) (+ C)
-// to c (row stride ldc). The products are rounded explicitly (float32
-// conversions) so the compiler cannot fuse them into FMAs differently in
-// different places: the pure-Go GEMM and GEMV give the same bits.
-func kern6x16Go(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int) {
+// assembly kern6x16 (np consecutive row panels; panel i uses the A
+// micro-panel a + i·astride and rows 6i… of p and c). For each panel,
+// acc[i][j] (6×16) starts from zero or from p (row stride ldp),
+// accumulates acc = acc + fl(a[p][i]·b[p][j]) for p = 0..k-1 over the
+// packed micro-panels a (k×6) and b (k×16), and is then either stored raw
+// to p or, on the final block, written as fl(alpha·acc) (+ C) to c (row
+// stride ldc). The products are rounded explicitly (float32 conversions)
+// so the compiler cannot fuse them into FMAs differently in different
+// places: the pure-Go GEMM and GEMV give the same bits.
+func kern6x16Go(np, k int, a *float32, astride int, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int) {
+	for i := 0; i < np; i++ {
+		ai := unsafe.Add(unsafe.Pointer(a), 4*i*astride)
+		pi := unsafe.Add(unsafe.Pointer(p), 4*i*mr*ldp)
+		ci := c
+		if flags&flagFinal != 0 {
+			ci = (*float32)(unsafe.Add(unsafe.Pointer(c), 4*i*mr*ldc))
+		}
+		kern6x16Go1(k, (*float32)(ai), b, (*float32)(pi), ldp, ci, ldc, alpha, flags)
+	}
+}
+
+func kern6x16Go1(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int) {
 	var acc [mr * nr]float32
 	if flags&flagLoad != 0 {
 		ps := unsafe.Slice(p, (mr-1)*ldp+nr)
