@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
@@ -270,4 +271,52 @@ func TestCaptionOptions(t *testing.T) {
 			t.Errorf("%d tokens, finish %q; want 19, length", len(g.TokenIDs), g.Finish)
 		}
 	})
+}
+
+// TestConcurrentCaptions: requests on one model from several goroutines
+// give the same results as one at a time (run with -race).
+func TestConcurrentCaptions(t *testing.T) {
+	m, err := Load(e2eDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b, err := os.ReadFile(filepath.Join(e2eDir, "astronaut.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := vision.Decode(b, vision.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.EncodeImage(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []fusion.GenerateOptions{{MaxNewTokens: 8}, {MaxNewTokens: 8, NumBeams: 3}, {MaxNewTokens: 6, NumBeams: 2}, {MaxNewTokens: 10}}
+	want := make([]*fusion.Generation, len(opts))
+	for i, o := range opts {
+		if want[i], err = m.Caption(ctx, st, "", o, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]*fusion.Generation, len(opts))
+	errs := make([]error, len(opts))
+	var wg sync.WaitGroup
+	for i, o := range opts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = m.Caption(ctx, st, "", o, nil)
+		}()
+	}
+	wg.Wait()
+	for i := range opts {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if got[i].Text != want[i].Text || !slices.Equal(got[i].TokenIDs, want[i].TokenIDs) {
+			t.Errorf("request %d: concurrent %q %v, alone %q %v", i, got[i].Text, got[i].TokenIDs, want[i].Text, want[i].TokenIDs)
+		}
+	}
 }
