@@ -22,6 +22,7 @@ type fakeModel struct {
 	info     fusion.Info
 	encodes  atomic.Int64
 	stopped  atomic.Int64 // generations that stopped on ctx
+	started  atomic.Int64 // generations started
 	maxSteps int
 }
 
@@ -74,6 +75,7 @@ func (f *fakeModel) Tokenize(text string) ([]int, error) {
 func (f *fakeModel) Close() error { return nil }
 
 func (f *fakeModel) gen(ctx context.Context, img *fusion.ImageState, prompt string, opts fusion.GenerateOptions, on fusion.OnToken) (*fusion.Generation, error) {
+	f.started.Add(1)
 	if prompt == "panic" {
 		panic("fake model panic")
 	}

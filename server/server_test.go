@@ -574,7 +574,7 @@ func TestGracefulShutdown(t *testing.T) {
 		_, err := h.cli.Caption(ctx, &pb.CaptionRequest{Model: "cap", Image: imgData(red), Prompt: "slow"})
 		done <- err
 	}()
-	time.Sleep(30 * time.Millisecond) // let the request start
+	waitFor(t, func() bool { return h.cap.started.Load() > 0 })
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	h.srv.Shutdown(sctx)
@@ -591,7 +591,7 @@ func TestGracefulShutdown(t *testing.T) {
 		_, err := h2.cli.Caption(ctx, &pb.CaptionRequest{Model: "cap", Image: imgData(red), Prompt: "slow"})
 		done <- err
 	}()
-	time.Sleep(30 * time.Millisecond)
+	waitFor(t, func() bool { return h2.cap.started.Load() > 0 })
 	short, cancel2 := context.WithTimeout(ctx, 10*time.Millisecond)
 	defer cancel2()
 	h2.srv.Shutdown(short)
@@ -600,5 +600,17 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("test timed out")
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5 s")
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -227,6 +227,9 @@ func (svc *service) runGenerate(ctx context.Context, e *modelEntry, m fusion.Mod
 	} else {
 		r.t.prefill, r.t.decode = first.Sub(start), end.Sub(first)
 	}
+	if !opts.Logprobs {
+		gen.Logprobs = nil
+	}
 	r.gen = gen
 	r.usage = &pb.Usage{ImageTokens: int32(st.Tokens), PromptTokens: int32(gen.PromptTokens), GeneratedTokens: int32(len(gen.TokenIDs))}
 	return r, nil
