@@ -26,7 +26,7 @@ type AttentionParams struct {
 // queries share the call); queries in blocks of attnQueryBlock rows, the
 // unit of parallel work together with the head.
 const (
-	attnKeyBlock   = 128
+	attnKeyBlock   = 64 // the assembly (attnDotsTAVX2, attnPackKTAVX2) assumes 64
 	attnQueryBlock = 64
 	// attnPackRows: a task with at least this many queries first copies its
 	// head's keys and values into contiguous scratch (rows of HeadDim
@@ -168,7 +168,9 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 // one key block and the online-softmax state of one query block.
 type attnScratch struct {
 	s    []float32 // attnKeyBlock scores
-	kv   []float32 // packed keys then values of one head (attnPackRows)
+	kv   []float32 // contiguous values (and keys, portable path) of one head
+	kt   []float32 // transposed key blocks (assembly path)
+	bias []float32 // zero-padded key bias (assembly path)
 	o    []float32 // attnQueryBlock × HeadDim unnormalised outputs
 	m    []float32 // running maxima
 	l    []float64 // running sums
@@ -191,8 +193,17 @@ func getAttnScratch(d int) *attnScratch {
 	}
 }
 
+// grow returns buf resliced to n elements, reallocated if too small.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
+	}
+	return buf[:n]
+}
+
 // attnBlock computes head h of queries [i0, i0+attnQueryBlock) ∩ [0, qLen).
 func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *attnScratch) {
+	const bk = attnKeyBlock
 	d := p.HeadDim
 	i1 := min(i0+attnQueryBlock, s.QLen)
 	rows := i1 - i0
@@ -212,27 +223,63 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 	col := h * d
 	kmat, ldk := s.K[col:], s.LDK
 	vmat, ldv := s.V[col:], s.LDV
-	if rows >= attnPackRows && kEnd > 0 {
-		if cap(sc.kv) < 2*kEnd*d {
-			sc.kv = make([]float32, 2*kEnd*d)
+	bias := s.KeyBias
+	var kt []float32
+	if vec && kEnd > 0 {
+		// Keys transposed per key block, kt[b·64·d + t·64 + j], zero-padded
+		// to a multiple of 8 keys; the bias zero-padded likewise.
+		nb := (kEnd + bk - 1) / bk
+		sc.kt = grow(sc.kt, nb*bk*d)
+		kt = sc.kt
+		for b := 0; b < nb; b++ {
+			j0 := b * bk
+			nk := min(bk, kEnd-j0)
+			dst := kt[b*bk*d : (b+1)*bk*d]
+			g := nk / 8
+			if g > 0 {
+				attnPackKTAVX2(&dst[0], &kmat[j0*ldk], ldk, g, d)
+			}
+			for j := g * 8; j < (nk+7)&^7; j++ {
+				for t := 0; t < d; t++ {
+					var x float32
+					if j < nk {
+						x = kmat[(j0+j)*ldk+t]
+					}
+					dst[t*bk+j] = x
+				}
+			}
 		}
-		kp, vp := sc.kv[:kEnd*d], sc.kv[kEnd*d:2*kEnd*d]
+		if bias != nil {
+			sc.bias = grow(sc.bias, nb*bk)
+			copy(sc.bias, bias[:kEnd])
+			clear(sc.bias[kEnd:])
+			bias = sc.bias
+		}
+	}
+	if rows >= attnPackRows && kEnd > 0 {
+		need := kEnd * d
+		if !vec {
+			need *= 2
+		}
+		sc.kv = grow(sc.kv, need)
+		vp := sc.kv[:kEnd*d]
 		for j := 0; j < kEnd; j++ {
-			copy(kp[j*d:j*d+d], kmat[j*ldk:j*ldk+d])
 			copy(vp[j*d:j*d+d], vmat[j*ldv:j*ldv+d])
 		}
-		kmat, ldk, vmat, ldv = kp, d, vp, d
-	}
-	for kb := 0; kb < kEnd; kb += attnKeyBlock {
-		kblk := kmat[kb*ldk:]
-		vblk := vmat[kb*ldv:]
-		var bias []float32
-		if s.KeyBias != nil {
-			bias = s.KeyBias[kb:]
+		if !vec {
+			kp := sc.kv[kEnd*d : 2*kEnd*d]
+			for j := 0; j < kEnd; j++ {
+				copy(kp[j*d:j*d+d], kmat[j*ldk:j*ldk+d])
+			}
+			kmat, ldk = kp, d
 		}
+		vmat, ldv = vp, d
+	}
+	for kb := 0; kb < kEnd; kb += bk {
+		vblk := vmat[kb*ldv:]
 		for r := 0; r < rows; r++ {
 			i := i0 + r
-			n := min(attnKeyBlock, limit(i)-kb)
+			n := min(bk, limit(i)-kb)
 			if n <= 0 {
 				continue
 			}
@@ -242,11 +289,15 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 			if vec {
 				var bp *float32
 				if bias != nil {
-					bp = &bias[0]
+					bp = &bias[kb]
 				}
-				attnDotsAVX2(&sv[0], &qi[0], &kblk[0], ldk, n, d, p.Scale, bp)
+				attnDotsTAVX2(&sc.s[0], &qi[0], &kt[kb*d], d, (n+7)/8, p.Scale, bp)
 			} else {
-				attnDotsGo(sv, qi, kblk, ldk, d, p.Scale, bias)
+				var bb []float32
+				if bias != nil {
+					bb = bias[kb:]
+				}
+				attnDotsGo(sv, qi, kmat[kb*ldk:], ldk, d, p.Scale, bb)
 			}
 			mb := maxF32(sv)
 			if math.IsInf(float64(mb), -1) {

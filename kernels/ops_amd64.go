@@ -48,13 +48,18 @@ func quickGeluAVX2(x, b *float32, n int)
 //go:noescape
 func reluAVX2(x, b *float32, n int)
 
-// attnDotsAVX2 sets s[j] = (Σ_t q[t]·k[j·ldk+t])·scale (+ bias[j] when
-// bias is not nil) for j < n; d must be a positive multiple of 8. Every
-// s[j] is computed the same way (8 lanes accumulated over t in order, then
-// ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))) whatever n is.
+// attnPackKTAVX2 transposes groups·8 keys (rows of k, ldk apart, d
+// columns, d a positive multiple of 8) into dst: dst[t·64 + j] = k[j·ldk+t].
 //
 //go:noescape
-func attnDotsAVX2(s, q, k *float32, ldk, n, d int, scale float32, bias *float32)
+func attnPackKTAVX2(dst, k *float32, ldk, groups, d int)
+
+// attnDotsTAVX2 sets s[j] = (Σ_t q[t]·kt[t·64+j])·scale (+ bias[j] when
+// bias is not nil) for j < 8·groups, groups ≤ 8, each an FMA chain over t
+// in increasing order: the same arithmetic for every key and any groups.
+//
+//go:noescape
+func attnDotsTAVX2(s, q, kt *float32, d, groups int, scale float32, bias *float32)
 
 // attnAxpyAVX2 sets o[t] += Σ_j p[j]·v[j·ldv+t] for t < d, accumulating
 // over j in increasing order with FMA; d must be a positive multiple of 8.

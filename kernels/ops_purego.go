@@ -21,7 +21,8 @@ func geluErfAVX2(x, b *float32, n int)                                { panic(no
 func geluTanhAVX2(x, b *float32, n int)                               { panic(noAsm) }
 func quickGeluAVX2(x, b *float32, n int)                              { panic(noAsm) }
 func reluAVX2(x, b *float32, n int)                                   { panic(noAsm) }
-func attnDotsAVX2(s, q, k *float32, ldk, n, d int, scale float32, bias *float32) {
+func attnPackKTAVX2(dst, k *float32, ldk, groups, d int)              { panic(noAsm) }
+func attnDotsTAVX2(s, q, kt *float32, d, groups int, scale float32, bias *float32) {
 	panic(noAsm)
 }
 func attnAxpyAVX2(o, p, v *float32, ldv, n, d int) { panic(noAsm) }
