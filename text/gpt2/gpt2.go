@@ -198,6 +198,12 @@ func (m *Model) forward(ctx context.Context, p pass) ([]float32, error) {
 	hd := c.HeadDim()
 	for li, b := range m.blocks {
 		if err := ctx.Err(); err != nil {
+			// Undo this pass's cache appends so the rows stay consistent.
+			for _, row := range p.rows {
+				for l := 0; l < li; l++ {
+					row.kv[l] = row.kv[l][:row.n*2*d]
+				}
+			}
 			return nil, err
 		}
 		// x = x + c_proj(SelfAttn(c_attn(ln_1(x))))

@@ -260,8 +260,15 @@ func TestStepErrors(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := m.NewSession(nil).Step(cctx, [][]int{{1}}); err == nil {
+	s := m.NewSession(nil)
+	if _, err := s.Step(cctx, [][]int{{1}}); err == nil {
 		t.Error("Step ignored a cancelled context")
+	}
+	// The session is unchanged and still usable.
+	if got, err := s.Step(ctx, [][]int{{1}}); err != nil || s.rows[0].Len() != 1 {
+		t.Errorf("after a cancelled step: %v, row length %d", err, s.rows[0].Len())
+	} else if want, _ := m.NewSession(nil).Step(ctx, [][]int{{1}}); relErr(got[0], want[0]) > 1e-6 {
+		t.Error("a cancelled step left state behind")
 	}
 }
 
