@@ -109,7 +109,11 @@ func checkStream(t testing.TB, tk Tokenizer, ids []int, skip bool) {
 			t.Fatalf("stream piece %q after id %d (#%d) is not valid UTF-8", p, id, i)
 		}
 		b.WriteString(p)
-		// What was emitted must be a prefix of the decode of every longer prefix.
+		// What was emitted must be a prefix of the decode of every longer prefix
+		// (checked at every step for short sequences, every 32nd for long ones).
+		if len(ids) > 64 && i%32 != 0 {
+			continue
+		}
 		if full := tk.Decode(ids[:i+1], skip); !strings.HasPrefix(full, b.String()) {
 			t.Fatalf("after %d ids the stream emitted %q, not a prefix of Decode %q", i+1, b.String(), full)
 		}

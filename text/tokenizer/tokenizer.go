@@ -302,9 +302,13 @@ func (t *tok) finish() {
 	}
 	t.lowerProtected = append([]string(nil), t.allSpecial...)
 	for _, a := range t.added {
-		if !a.special && a.normalized {
+		if (!a.special && a.normalized) || t.kindFromJSON() {
+			// Fast tokenizers match added tokens before lower-casing the rest.
 			t.lowerProtected = append(t.lowerProtected, a.content)
 		}
+	}
+	if t.kindFromJSON() {
+		sort.SliceStable(t.lowerProtected, func(i, j int) bool { return len(t.lowerProtected[i]) > len(t.lowerProtected[j]) })
 	}
 }
 
