@@ -29,9 +29,10 @@ const (
 	attnKeyBlock   = 64 // the assembly (attnDotsTAVX2, attnPackKTAVX2) assumes 64
 	attnQueryBlock = 64
 	// attnPackRows: a task with at least this many queries first copies its
-	// head's keys and values into contiguous scratch (rows of HeadDim
-	// floats); rows strided by the model width alias in the L1 cache. The
-	// copy changes addresses only, never the arithmetic.
+	// head's values (and, on the portable path, keys) into contiguous
+	// scratch (rows of HeadDim floats); rows strided by the model width
+	// alias in the L1 cache. The copy changes addresses only, never the
+	// arithmetic, so it may depend on the number of queries.
 	attnPackRows = 8
 	// attnSerialMACs: problems with fewer multiply-adds than this stay on
 	// the calling goroutine (a decode step); attnChunkMACs is the least
@@ -55,12 +56,15 @@ const (
 //
 // Evaluation (flash-attention style, so that no more than one tile of
 // scores exists per worker at a time): work is split into tasks of one head
-// × a block of up to 64 queries. A task with at least 8 queries first copies
-// its head's keys and values into contiguous scratch (a copy of inputs, not
-// scores; it avoids L1 set conflicts of rows strided by the model width).
+// × a block of up to 64 queries. On the AVX2 path (HeadDim a multiple of 8)
+// a task first transposes its head's keys into blocks of 64 keys × HeadDim
+// (so that scores are FMA chains over the head dimension, eight keys per
+// vector, with no horizontal sums), and a task with at least 8 queries
+// copies its values into contiguous rows (copies of inputs, not scores).
 // Keys are then visited in blocks of 64 starting at key 0; for one query at
-// a time the scores of one key block are computed (the tile: 64 floats,
-// one query × one key block) and an online softmax keeps the query's running
+// a time the scores of one key block are computed, each as
+// (Σ_t q[t]·k[j][t] in increasing t)·Scale + KeyBias[j] (the tile: 64
+// floats, one query × one key block) and an online softmax keeps the query's running
 // maximum m, running sum l (float64) and unnormalised output o (HeadDim
 // floats): when a block raises the maximum, l and o are first scaled by
 // exp(m_old − m_new); then l += Σ exp(s − m) and o += Σ exp(s − m)·v (FMA in
