@@ -138,15 +138,23 @@ type Generation struct {
 }
 
 // readGeneration resolves the generation defaults of the checkpoint in dir
-// as transformers 4.40 does: generation_config.json when it exists (its
-// absent keys take GenerationConfig's defaults); otherwise
-// GenerationConfig.from_model_config: config.json's top-level values, with
-// the decoder dict's values for every setting the top level leaves at its
-// default.
+// as transformers 4.40 does. generation_config.json is used when it exists
+// (its absent keys take GenerationConfig's defaults), unless it was made
+// from the model config ("_from_model_config": true) and config.json sets
+// a generation parameter to a non-default value at its top level: then,
+// as when there is no generation_config.json, generate() uses
+// GenerationConfig.from_model_config(config): config.json's top-level
+// values, with the decoder dict's values for every setting the top level
+// leaves at its default.
 func readGeneration(dir string, configJSON []byte) (Generation, error) {
 	var g genSettings
 	path := filepath.Join(dir, "generation_config.json")
-	if _, err := os.Stat(path); err == nil {
+	_, statErr := os.Stat(path)
+	if statErr != nil && !errors.Is(statErr, os.ErrNotExist) {
+		return Generation{}, fmt.Errorf("vitgpt2: %w", statErr)
+	}
+	useFile := statErr == nil
+	if useFile {
 		gc, err := checkpoint.ReadGenerationConfig(dir)
 		if err != nil {
 			return Generation{}, err
@@ -157,15 +165,20 @@ func readGeneration(dir string, configJSON []byte) (Generation, error) {
 			return Generation{}, fmt.Errorf("vitgpt2: %w", err)
 		}
 		// The extra (unsupported) keys; the checked ones were validated above.
-		var extra genSettings
+		var extra struct {
+			genSettings
+			FromModelConfig bool `json:"_from_model_config"`
+		}
 		if err := json.Unmarshal(raw, &extra); err == nil {
 			g.ForcedBOSTokenID, g.ForcedEOSTokenID = extra.ForcedBOSTokenID, extra.ForcedEOSTokenID
 			g.BadWordsIDs, g.SuppressTokens, g.BeginSuppressTokens = extra.BadWordsIDs, extra.SuppressTokens, extra.BeginSuppressTokens
 			g.NumBeamGroups, g.EncoderNoRepeatNgram, g.ExponentialDecayLenPn = extra.NumBeamGroups, extra.EncoderNoRepeatNgram, extra.ExponentialDecayLenPn
+			if extra.FromModelConfig && hasNonDefaultGeneration(configJSON) {
+				useFile = false // HF's legacy rule in generate()
+			}
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return Generation{}, fmt.Errorf("vitgpt2: %w", err)
-	} else {
+	}
+	if !useFile {
 		var top genSettings
 		if err := json.Unmarshal(configJSON, &top); err != nil {
 			return Generation{}, fmt.Errorf("vitgpt2: config.json generation settings: %w", err)
@@ -186,6 +199,40 @@ func readGeneration(dir string, configJSON []byte) (Generation, error) {
 		}
 	}
 	return resolve(g)
+}
+
+// generationDefaults is PretrainedConfig._get_generation_defaults() of
+// transformers 4.40 (JSON spelling of each default).
+var generationDefaults = map[string]string{
+	"max_length": "20", "min_length": "0", "do_sample": "false", "early_stopping": "false", "num_beams": "1",
+	"num_beam_groups": "1", "diversity_penalty": "0", "temperature": "1", "top_k": "50", "top_p": "1",
+	"typical_p": "1", "repetition_penalty": "1", "length_penalty": "1", "no_repeat_ngram_size": "0",
+	"encoder_no_repeat_ngram_size": "0", "bad_words_ids": "null", "num_return_sequences": "1",
+	"output_scores": "false", "return_dict_in_generate": "false", "forced_bos_token_id": "null",
+	"forced_eos_token_id": "null", "remove_invalid_values": "false", "exponential_decay_length_penalty": "null",
+	"suppress_tokens": "null", "begin_suppress_tokens": "null",
+}
+
+// hasNonDefaultGeneration is config._has_non_default_generation_parameters()
+// for the top level of config.json: a generation parameter present with a
+// value other than its default (numbers compared by value).
+func hasNonDefaultGeneration(configJSON []byte) bool {
+	var top map[string]any
+	if json.Unmarshal(configJSON, &top) != nil {
+		return false
+	}
+	for key, def := range generationDefaults {
+		v, ok := top[key]
+		if !ok {
+			continue
+		}
+		var d any
+		_ = json.Unmarshal([]byte(def), &d)
+		if fmt.Sprint(v) != fmt.Sprint(d) {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeDecoder applies from_model_config's special case: a setting the top
