@@ -7,9 +7,26 @@
 // tokens of tokenizer_config.json, special_tokens_map.json and added_tokens.json.
 //
 // A Tokenizer is safe for concurrent use.
+//
+// # Ids the models need
+//
+//   - BLIP (BertTokenizer + added tokens): Special().BOS is [DEC] (bos_token), the id
+//     captioning and VQA decoding start from; Special().SEP is [SEP], the id generation
+//     stops at (text_config.sep_token_id); Special().PAD is [PAD]; Names["[ENC]"] is
+//     [ENC]. Encode(prompt, true) gives [CLS] ... [SEP] as BlipProcessor does: for a
+//     captioning prompt replace ids[0] with BOS and drop the final [SEP].
+//   - ViT-GPT2 (GPT2Tokenizer): BOS = EOS = UNK = <|endoftext|>; Encode adds nothing
+//     unless add_bos_token is set; the model's decoder_start/eos/pad ids come from its
+//     config, not from here.
+//   - CLIP (CLIPTokenizer): Encode(text, true) gives <|startoftext|> ... <|endoftext|>;
+//     pad with Special().PAD.
+//
+// Decode(ids, true) is processor.decode(ids, skip_special_tokens=True); a Stream
+// gives the same text piece by piece for streaming.
 package tokenizer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -103,7 +120,13 @@ func TokenizeJSON(tok Tokenizer, text string, addSpecial bool) ([]byte, error) {
 		}
 		out.Tokens[i] = s
 	}
-	return json.Marshal(out)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "<|endoftext|>" readable
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // addedToken is an entry of HF's added-tokens table (AddedToken).
@@ -145,6 +168,7 @@ type tok struct {
 	allSpecialIDs  map[int]bool
 	legacyAdded    map[string]bool // decoded as separate sub-texts
 	lowerProtected []string        // kept as is by the do_lower_case pre-pass
+	lowerIndex     map[byte][]string
 
 	doLowerCasePrepass bool
 	addPrefixSpace     bool
@@ -310,6 +334,12 @@ func (t *tok) finish() {
 	if t.kindFromJSON() {
 		sort.SliceStable(t.lowerProtected, func(i, j int) bool { return len(t.lowerProtected[i]) > len(t.lowerProtected[j]) })
 	}
+	t.lowerIndex = map[byte][]string{}
+	for _, p := range t.lowerProtected {
+		if p != "" {
+			t.lowerIndex[p[0]] = append(t.lowerIndex[p[0]], p)
+		}
+	}
 }
 
 func (t *tok) kindFromJSON() bool { return strings.HasSuffix(t.class, "(tokenizer.json)") }
@@ -365,8 +395,8 @@ func (t *tok) lowerPrepass(text string) string {
 	b.Grow(len(text))
 	for i := 0; i < len(text); {
 		matched := false
-		for _, p := range t.lowerProtected {
-			if p != "" && strings.HasPrefix(text[i:], p) {
+		for _, p := range t.lowerIndex[text[i]] {
+			if strings.HasPrefix(text[i:], p) {
 				b.WriteString(p)
 				i += len(p)
 				matched = true
