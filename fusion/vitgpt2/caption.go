@@ -42,14 +42,14 @@ func (m *Model) decodeConfig(opts fusion.GenerateOptions, promptLen int) (genera
 		// when the prompt already reaches it.
 		c.MaxNewTokens = max(g.MaxLength-promptLen, 1)
 	}
-	switch {
-	case opts.MinNewTokens > 0:
+	// min_new_tokens (the request's, else the checkpoint's) and min_length
+	// (counting the decoder prompt) are separate HF logits processors: the
+	// stricter one wins.
+	c.MinNewTokens = g.MinNewTokens
+	if opts.MinNewTokens > 0 {
 		c.MinNewTokens = opts.MinNewTokens
-	case g.MinNewTokens > 0:
-		c.MinNewTokens = g.MinNewTokens
-	default:
-		c.MinNewTokens = max(g.MinLength-promptLen, 0)
 	}
+	c.MinNewTokens = max(c.MinNewTokens, g.MinLength-promptLen, 0)
 	if opts.NumBeams > 0 {
 		c.NumBeams = opts.NumBeams
 	}

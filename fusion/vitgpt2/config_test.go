@@ -163,6 +163,8 @@ func TestDecodeConfig(t *testing.T) {
 			}, ""},
 		{"checkpoint max_new_tokens and min_length", func(g *Generation) { g.MaxNewTokens, g.MinLength = 7, 4 }, fusion.GenerateOptions{}, 2,
 			func(c generateConfig) bool { return c.MaxNewTokens == 7 && c.MinNewTokens == 2 }, ""},
+		{"min_length stricter than min_new_tokens", func(g *Generation) { g.MinLength = 6 }, fusion.GenerateOptions{MinNewTokens: 2}, 1,
+			func(c generateConfig) bool { return c.MinNewTokens == 5 }, ""},
 		{"too long", nil, fusion.GenerateOptions{MaxNewTokens: 64}, 1, nil, "n_positions"},
 		{"sampling", nil, fusion.GenerateOptions{Sample: true}, 1, nil, "sampling"},
 		{"unsupported checkpoint setting", func(g *Generation) { g.Unsupported = []string{"no_repeat_ngram_size=3"} }, fusion.GenerateOptions{}, 1, nil, "no_repeat_ngram_size=3"},
