@@ -1966,8 +1966,8 @@ func (*GenerateResponse_Piece) isGenerateResponse_Event() {}
 
 func (*GenerateResponse_Final) isGenerateResponse_Event() {}
 
-// Piece is newly decoded text. The concatenated pieces are the generated
-// text (without a prompt the model echoes; Final.text has the full text).
+// Piece is newly decoded text. Concatenated, a stream's pieces give the
+// decoded text as it grows; Final.text is the authoritative full text.
 type Piece struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The text these tokens add (may be empty while a character is incomplete).
