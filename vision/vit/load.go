@@ -18,12 +18,14 @@ type tensorNames struct {
 	postNorm       string // final LayerNorm (used by Forward or Pool)
 	pooler         string // ViT pooler Linear (optional in the checkpoint)
 
-	norm1, norm2     string // per-layer LayerNorms
-	qkv              string // fused [q; k; v] Linear (BLIP)
-	q, k, v          string // separate projections (ViT, CLIP)
-	attnOut          string // attention output projection
-	fc1, fc2         string // MLP
-	clsShape, posDim func(c Config) []int
+	norm1, norm2 string // per-layer LayerNorms
+	qkv          string // fused [q; k; v] Linear (BLIP)
+	q, k, v      string // separate projections (ViT, CLIP)
+	attnOut      string // attention output projection
+	fc1, fc2     string // MLP
+
+	clsShape func(c Config) []int // (1, 1, D) or (D)
+	posShape func(c Config) []int // (1, N+1, D) or (N+1, D)
 }
 
 var names = map[Variant]tensorNames{
@@ -35,7 +37,7 @@ var names = map[Variant]tensorNames{
 		qkv: "encoder.layers.%d.self_attn.qkv", attnOut: "encoder.layers.%d.self_attn.projection",
 		fc1: "encoder.layers.%d.mlp.fc1", fc2: "encoder.layers.%d.mlp.fc2",
 		clsShape: func(c Config) []int { return []int{1, 1, c.HiddenSize} },
-		posDim:   func(c Config) []int { return []int{1, c.tokens(), c.HiddenSize} },
+		posShape: func(c Config) []int { return []int{1, c.tokens(), c.HiddenSize} },
 	},
 	ViT: {
 		patchW: "embeddings.patch_embeddings.projection.weight", patchB: "embeddings.patch_embeddings.projection.bias",
@@ -46,7 +48,7 @@ var names = map[Variant]tensorNames{
 		v: "encoder.layer.%d.attention.attention.value", attnOut: "encoder.layer.%d.attention.output.dense",
 		fc1: "encoder.layer.%d.intermediate.dense", fc2: "encoder.layer.%d.output.dense",
 		clsShape: func(c Config) []int { return []int{1, 1, c.HiddenSize} },
-		posDim:   func(c Config) []int { return []int{1, c.tokens(), c.HiddenSize} },
+		posShape: func(c Config) []int { return []int{1, c.tokens(), c.HiddenSize} },
 	},
 	CLIP: {
 		patchW: "embeddings.patch_embedding.weight",
@@ -57,7 +59,7 @@ var names = map[Variant]tensorNames{
 		v: "encoder.layers.%d.self_attn.v_proj", attnOut: "encoder.layers.%d.self_attn.out_proj",
 		fc1: "encoder.layers.%d.mlp.fc1", fc2: "encoder.layers.%d.mlp.fc2",
 		clsShape: func(c Config) []int { return []int{c.HiddenSize} },
-		posDim:   func(c Config) []int { return []int{c.tokens(), c.HiddenSize} },
+		posShape: func(c Config) []int { return []int{c.tokens(), c.HiddenSize} },
 	},
 }
 
@@ -154,7 +156,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Encoder, error
 	if e.embed.cls, err = ld.tensor(nm.cls, nm.clsShape(cfg)...); err != nil {
 		return nil, err
 	}
-	if e.embed.pos, err = ld.tensor(nm.pos, nm.posDim(cfg)...); err != nil {
+	if e.embed.pos, err = ld.tensor(nm.pos, nm.posShape(cfg)...); err != nil {
 		return nil, err
 	}
 	if nm.preNorm != "" {
