@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // bpe holds merge ranks and applies them to one pre-token, as the slow tokenizers'
@@ -216,18 +217,33 @@ func byteEncode(s string) string {
 // outside the byte alphabet (possible only in an added token) contributes its UTF-8
 // bytes (HF raises KeyError there).
 func byteDecodeTokens(tokens []string) []byte {
-	var out []byte
+	n := 0
+	for _, t := range tokens {
+		n += len(t)
+	}
+	out := make([]byte, 0, n)
 	for _, t := range tokens {
 		for _, r := range t {
-			if c, ok := byteDecoder[r]; ok {
-				out = append(out, c)
+			if r < rune(len(byteDecodeTable)) && byteDecodeTable[r] >= 0 {
+				out = append(out, byte(byteDecodeTable[r]))
 			} else {
-				out = append(out, string(r)...)
+				out = utf8.AppendRune(out, r)
 			}
 		}
 	}
 	return out
 }
+
+// byteDecodeTable is byteDecoder as an array (all byte characters are below U+0144).
+var byteDecodeTable = func() (t [0x144]int16) {
+	for i := range t {
+		t[i] = -1
+	}
+	for r, b := range byteDecoder {
+		t[r] = int16(b)
+	}
+	return t
+}()
 
 // gpt2Model is GPT2Tokenizer's _tokenize and convert_tokens_to_string.
 type gpt2Model struct {

@@ -565,6 +565,17 @@ func (t *tok) cleanupStable(s string) string {
 	boundary := len(s)
 	for _, op := range cleanupOps {
 		p, r := op[0], op[1]
+		if !strings.Contains(s, p) {
+			// No match: the text is unchanged, only a partial match at the boundary
+			// can make it uncertain earlier.
+			for i := max(0, boundary-len(p)+1); i < boundary; i++ {
+				if s[i] == p[0] && strings.HasPrefix(p, s[i:boundary]) {
+					boundary = i
+					break
+				}
+			}
+			continue
+		}
 		var b strings.Builder
 		b.Grow(len(s))
 		newBoundary := -1
