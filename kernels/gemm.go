@@ -8,7 +8,11 @@ const (
 	nr = 16  // micro-tile columns: two ymm registers
 	kc = 256 // K block: a kc×nr B micro-panel (16 KiB) stays in L1
 	mc = 144 // maximum rows per tile: a mc×kc A block (144 KiB) stays in L2
-	nc = 256 // columns per tile (16 panels); a kc×nc B block is L2/L3 resident
+	nc = 64  // columns per tile (4 panels): the k×nc B tile stays in L2 across row blocks
+
+	// Columns per task when Gemm packs B as it goes: the packed k×ncLazy
+	// tile (192 KiB at k = 768) stays in L2 while all row blocks use it.
+	ncLazy = 64
 
 	// Products below this many flops (2·m·n·k) run on the calling
 	// goroutine: a hand-off to the pool costs a few microseconds.
@@ -54,16 +58,24 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		scaleOnly(m, n, alpha, beta, c, ldc)
 		return
 	}
+	if m > 1 && 2*m*n*k >= parallelFlops {
+		// Large product: each task packs the B columns it needs into a
+		// small cache-resident buffer right before using them.
+		gemmDriver(m, n, k, alpha, transA, a, lda, nil, &bSource{transB, b, ldb}, beta, c, ldc)
+		return
+	}
 	np := (n + nr - 1) / nr
 	bb := getFloats(np * k * nr)
-	pack := func(lo, hi int) { packBPanels(bb.f, transB, k, n, b, ldb, lo, hi) }
-	if 2*m*n*k < parallelFlops {
-		pack(0, np)
-	} else {
-		parallelFor(np, 4, pack)
-	}
-	gemmPackedB(m, n, k, alpha, transA, a, lda, bb.f, beta, c, ldc)
+	packBPanels(bb.f, transB, k, n, b, ldb, 0, np)
+	gemmDriver(m, n, k, alpha, transA, a, lda, bb.f, nil, beta, c, ldc)
 	putFloats(bb)
+}
+
+// bSource is an unpacked op(B) that Gemm packs tile by tile.
+type bSource struct {
+	trans bool
+	b     []float32
+	ld    int
 }
 
 // PackedB is a constant k×n right-hand operand packed once (typically a
@@ -86,7 +98,7 @@ func PackB(transB bool, k, n int, b []float32, ldb int) *PackedB {
 	np := (n + nr - 1) / nr
 	p := &PackedB{k: k, n: n, data: alignedFloats(np * k * nr)}
 	if k > 0 {
-		parallelFor(np, 8, func(lo, hi int) { packBPanels(p.data, transB, k, n, b, ldb, lo, hi) })
+		parallelFor(np, 8, func(lo, hi int) { packBPanels(p.data[lo*k*nr:], transB, k, n, b, ldb, lo, hi) })
 	}
 	return p
 }
@@ -122,7 +134,7 @@ func GemmPacked(m int, alpha float32, a []float32, lda int, b *PackedB, beta flo
 		scaleOnly(m, n, alpha, beta, c, ldc)
 		return
 	}
-	gemmPackedB(m, n, k, alpha, false, a, lda, b.data, beta, c, ldc)
+	gemmDriver(m, n, k, alpha, false, a, lda, b.data, nil, beta, c, ldc)
 }
 
 func checkDims(fn string, m, n, k int) {
@@ -187,9 +199,10 @@ func epilogue(c, s []float32, alpha, beta float32) {
 	}
 }
 
-// gemmPackedB is the driver: C = alpha·op(A)·B + beta·C with B packed in
-// panels (bp). m, n, k > 0.
-func gemmPackedB(m, n, k int, alpha float32, transA bool, a []float32, lda int, bp []float32, beta float32, c []float32, ldc int) {
+// gemmDriver is the driver: C = alpha·op(A)·B + beta·C with B packed in
+// panels (bp), or, when bp is nil, packed from src one column tile at a
+// time (then m > 1). m, n, k > 0.
+func gemmDriver(m, n, k int, alpha float32, transA bool, a []float32, lda int, bp []float32, src *bSource, beta float32, c []float32, ldc int) {
 	if m == 1 && !transA {
 		gemv(n, k, alpha, a[:k], bp, beta, c[:n])
 		return
@@ -223,16 +236,23 @@ func gemmPackedB(m, n, k int, alpha float32, transA bool, a []float32, lda int, 
 	nRB = (nPanA + rbPanels - 1) / rbPanels
 	np := (n + nr - 1) / nr
 	ctPanels := nc / nr
+	if src != nil {
+		ctPanels = ncLazy / nr
+	}
 	nCT := (np + ctPanels - 1) / ctPanels
 
 	t := &gemmTask{
 		m: m, n: n, k: k, alpha: alpha, beta: beta,
-		ap: ab.f, bp: bp, c: c, ldc: ldc,
+		ap: ab.f, bp: bp, src: src, c: c, ldc: ldc,
 		rbPanels: rbPanels, ctPanels: ctPanels, nRB: nRB, nPanA: nPanA, np: np,
 	}
-	if serial {
+	switch {
+	case src != nil:
+		// One task per column tile, over all row blocks.
+		parallelFor(nCT, 1, t.lazyTiles)
+	case serial:
 		t.tiles(0, nRB*nCT)
-	} else {
+	default:
 		parallelFor(nRB*nCT, 1, t.tiles)
 	}
 	putFloats(ab)
@@ -242,6 +262,7 @@ type gemmTask struct {
 	m, n, k     int
 	alpha, beta float32
 	ap, bp      []float32
+	src         *bSource
 	c           []float32
 	ldc         int
 
@@ -259,17 +280,36 @@ func (t *gemmTask) tiles(lo, hi int) {
 		r1 := min(r0+t.rbPanels, t.nPanA)
 		q0 := ct * t.ctPanels
 		q1 := min(q0+t.ctPanels, t.np)
-		t.tile(r0, r1, q0, q1, scratch.f)
+		t.tile(r0, r1, q0, q1, t.bp, 0, scratch.f)
 	}
 	putFloats(scratch)
 }
 
-// tile computes C for row panels [r0, r1) × column panels [q0, q1).
+// lazyTiles computes column tiles [lo, hi) over all rows, packing each
+// tile's B panels first (Gemm's path: the packed tile, k × ncLazy floats,
+// stays in L2 while every row block uses it).
+func (t *gemmTask) lazyTiles(lo, hi int) {
+	scratch := getFloats(t.rbPanels * mr * t.ctPanels * nr)
+	bt := getFloats(t.k * t.ctPanels * nr)
+	for ct := lo; ct < hi; ct++ {
+		q0 := ct * t.ctPanels
+		q1 := min(q0+t.ctPanels, t.np)
+		packBPanels(bt.f, t.src.trans, t.k, t.n, t.src.b, t.src.ld, q0, q1)
+		for r0 := 0; r0 < t.nPanA; r0 += t.rbPanels {
+			t.tile(r0, min(r0+t.rbPanels, t.nPanA), q0, q1, bt.f, q0, scratch.f)
+		}
+	}
+	putFloats(bt)
+	putFloats(scratch)
+}
+
+// tile computes C for row panels [r0, r1) × column panels [q0, q1); B
+// panel q is at bp[(q-bq0)·k·nr].
 // scratch holds (r1-r0)·mr × (q1-q0)·nr floats of partial sums, used for
 // micro-tiles that are cut by the edge of C and, when beta ≠ 0, for all
 // of them (C then holds fl(beta·C) until the final block adds to it); for
 // full micro-tiles with beta = 0 the partial sums live in C itself.
-func (t *gemmTask) tile(r0, r1, q0, q1 int, scratch []float32) {
+func (t *gemmTask) tile(r0, r1, q0, q1 int, bp []float32, bq0 int, scratch []float32) {
 	m, n, k, ldc, c := t.m, t.n, t.k, t.ldc, t.c
 	i0, i1 := r0*mr, min(r1*mr, m)
 	j0, j1 := q0*nr, min(q1*nr, n)
@@ -297,7 +337,7 @@ func (t *gemmTask) tile(r0, r1, q0, q1 int, scratch []float32) {
 		}
 		last := pc+kb == k
 		for q := q0; q < q1; q++ {
-			bptr := &t.bp[q*k*nr+pc*nr]
+			bptr := &bp[(q-bq0)*k*nr+pc*nr]
 			jj := q * nr
 			sp := &scratch[(q-q0)*nr] // partial sums of panel (r0, q)
 			aptr := &t.ap[r0*astride+pc*mr]

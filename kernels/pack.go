@@ -93,10 +93,10 @@ func packAPanels(dst []float32, transA bool, m, k int, a []float32, lda int, r0,
 }
 
 // packBPanels packs column panels [q0, q1) of op(B) (k×n) into dst, whose
-// panel q starts at q·k·nr.
+// panel q starts at (q-q0)·k·nr.
 func packBPanels(dst []float32, transB bool, k, n int, b []float32, ldb int, q0, q1 int) {
 	for q := q0; q < q1; q++ {
-		d := dst[q*k*nr : (q+1)*k*nr]
+		d := dst[(q-q0)*k*nr : (q-q0+1)*k*nr]
 		j0 := q * nr
 		cols := min(nr, n-j0)
 		switch {
