@@ -188,10 +188,11 @@ func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 	var out *RGB
 	var img image.Image
 	if format == FormatJPEG {
-		// Our libjpeg-exact decoder first; image/jpeg only where it declines or fails.
+		// Our libjpeg-exact decoder; image/jpeg only for variants it does not implement (or if it
+		// panics, which would be a bug).
 		var jerr error
 		out, jerr = safeDecodeJPEG(data, lim.MaxPixels)
-		if errors.Is(jerr, errJPEGTruncated) {
+		if jerr != nil && !errors.Is(jerr, errJPEGUnsupported) && !errors.Is(jerr, errDecoderPanic) {
 			return nil, corrupt(name, "data", jerr)
 		}
 		if jerr != nil {

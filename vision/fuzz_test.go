@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 )
 
 var fuzzLimits = Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20}
@@ -36,6 +38,24 @@ func FuzzDecode(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Watchdog: an input that takes more than 10 s is a hang; fail with every stack so the
+		// fuzzer records the input and we see where it spins.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				panic(fmt.Sprintf("FuzzDecode: input of %d bytes still running after 10 s:\n%s", len(data), buf[:n]))
+			}
+		}()
+		if SniffFormat(data) == FormatJPEG { // Decode would hide a panic behind the image/jpeg fallback
+			if _, err := safeDecodeJPEG(data, fuzzLimits.MaxPixels); errors.Is(err, errDecoderPanic) {
+				t.Fatalf("JPEG decoder panicked: %v", err)
+			}
+		}
 		img, err := Decode(data, fuzzLimits)
 		if err != nil {
 			if errors.Is(err, errDecoderPanic) {

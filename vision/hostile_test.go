@@ -263,3 +263,91 @@ func TestSniffIgnoresNames(t *testing.T) {
 		}
 	}
 }
+
+// jpegSegments splits a JPEG after SOI into marker segments, each including its entropy-coded
+// data when it is an SOS.
+func jpegSegments(t testing.TB, b []byte) [][]byte {
+	t.Helper()
+	var segs [][]byte
+	i := 2
+	for i+2 <= len(b) {
+		if b[i] != 0xFF || (b[i+1] != 0xD9 && i+4 > len(b)) {
+			t.Fatalf("no marker at %d", i)
+		}
+		m := b[i+1]
+		if m == 0xD9 {
+			segs = append(segs, b[i:i+2])
+			return segs
+		}
+		end := i + 2 + int(binary.BigEndian.Uint16(b[i+2:]))
+		if m == 0xDA { // entropy data runs to the next marker that is not RSTn or a stuffed byte
+			for end+1 < len(b) && !(b[end] == 0xFF && b[end+1] != 0 && (b[end+1] < 0xD0 || b[end+1] > 0xD7)) {
+				end++
+			}
+		}
+		segs = append(segs, b[i:end])
+		i = end
+	}
+	t.Fatal("no EOI")
+	return nil
+}
+
+func TestJPEGScanFlood(t *testing.T) {
+	src := readFile(t, filepath.Join(pilrefDir, "in", "jpeg_gray_progressive.jpg"))
+	segs := jpegSegments(t, src)
+	var acScan []byte
+	for i, s := range segs {
+		if s[1] == 0xDA && s[4] == 1 && s[7] > 0 && s[9]>>4 == 0 { // one component, Ss > 0, Ah = 0
+			acScan = s
+			if segs[i-1][1] == 0xC4 { // with the Huffman table it uses
+				acScan = append(append([]byte(nil), segs[i-1]...), s...)
+			}
+		}
+	}
+	if acScan == nil {
+		t.Fatal("no AC first scan in the progressive test file")
+	}
+	build := func(extra int) []byte {
+		out := []byte{0xFF, 0xD8}
+		for _, s := range segs[:len(segs)-1] {
+			out = append(out, s...)
+		}
+		for i := 0; i < extra; i++ {
+			out = append(out, acScan...)
+		}
+		return append(out, 0xFF, 0xD9)
+	}
+	// Repeating an AC scan is legal (it rewrites the same band): a few repeats still decode.
+	if _, err := Decode(build(20), DefaultLimits()); err != nil {
+		t.Fatalf("20 extra scans: %v", err)
+	}
+	_, err := Decode(build(maxJPEGScans), DefaultLimits())
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "scans") {
+		t.Fatalf("scan flood: %v", err)
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, file := range []string{"rocket.jpg", "coffee_progressive.jpg", "yellow_rose_alpha.png", "astronaut.webp"} {
+		data := readFile(b, filepath.Join(imagesDir, file))
+		b.Run(file, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			for i := 0; i < b.N; i++ {
+				if _, err := Decode(data, DefaultLimits()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkPreprocessCLIP(b *testing.B) {
+	img, err := Decode(readFile(b, filepath.Join(imagesDir, "rocket.jpg")), DefaultLimits())
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, _ := NewProcessor([]byte(`{"image_processor_type": "CLIPImageProcessor"}`))
+	for i := 0; i < b.N; i++ {
+		p.Preprocess(img)
+	}
+}

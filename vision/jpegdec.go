@@ -12,13 +12,23 @@ import (
 // requests them. Go's image/jpeg uses a different IDCT, which leaves up to 3 levels of difference
 // per pixel and about 1 level after resizing — more than the preprocessing target allows.
 //
-// Decode falls back to image/jpeg when this decoder reports errJPEGUnsupported (arithmetic
-// coding, 12-bit, DNL, odd sampling) or fails where image/jpeg succeeds. Memory: 2 bytes per
+// Decode falls back to image/jpeg only when this decoder reports errJPEGUnsupported (arithmetic
+// coding, 12-bit, DNL, odd sampling) or panics (a bug; recovered). Memory: 2 bytes per
 // coefficient (int16, ≈2 bytes per pixel per full-resolution component) plus 1 byte per sample.
 
 var errJPEGUnsupported = errors.New("jpeg: unsupported variant")
 
 var errJPEGTruncated = errors.New("jpeg: entropy-coded data ends early (truncated file)")
+
+// errJPEGHostile marks inputs rejected for the work they would cause; Decode does not retry them
+// with image/jpeg.
+var errJPEGHostile = errors.New("jpeg: refusing to decode")
+
+// maxJPEGScans bounds the number of scans (SOS segments). A progressive AC scan can cover every
+// block of a component in a few bytes (end-of-band runs), so without a bound a 20 MiB file could
+// make the decoder walk a 40 MP image millions of times. libjpeg-turbo recommends the same kind of
+// limit (its -maxscans option); normal files have 1 (baseline) to about 12 (progressive) scans.
+const maxJPEGScans = 500
 
 // zigzag[i] is the natural (row-major) index of the i-th coefficient in zig-zag order.
 var zigzag = [64]uint8{
@@ -34,7 +44,12 @@ type huffTable struct {
 	valptr  [17]int32 // index into vals of the first code of length l
 	mincode [17]int32
 	vals    []uint8
+	// look maps the next lookBits bits to (code length << 8 | value) for codes of at most
+	// lookBits bits, 0 otherwise (then the decoder walks the code bit by bit).
+	look [1 << lookBits]uint16
 }
+
+const lookBits = 9
 
 func buildHuff(counts [16]int, vals []uint8) (huffTable, error) {
 	var h huffTable
@@ -58,6 +73,21 @@ func buildHuff(counts [16]int, vals []uint8) (huffTable, error) {
 	}
 	h.maxcode[17] = 0x7fffffff
 	h.valid = true
+	// Fill the lookahead table from the canonical codes.
+	code, k = 0, 0
+	for l := 1; l <= lookBits; l++ {
+		for i := 0; i < counts[l-1]; i++ {
+			if int(k) < len(vals) {
+				shift := lookBits - l
+				for j := 0; j < 1<<shift; j++ {
+					h.look[int(code)<<shift|j] = uint16(l)<<8 | uint16(vals[k])
+				}
+			}
+			code++
+			k++
+		}
+		code <<= 1
+	}
 	return h, nil
 }
 
@@ -163,10 +193,13 @@ func decodeJPEG(data []byte, maxPixels int64) (*RGB, error) {
 			if !sawFrame {
 				return nil, errors.New("jpeg: scan before frame header")
 			}
+			scans++
+			if scans > maxJPEGScans {
+				return nil, fmt.Errorf("%w: more than %d scans (real encoders write at most a few dozen); each scan walks the whole image, so this file would take very long to decode", errJPEGHostile, maxJPEGScans)
+			}
 			if err := d.scan(seg); err != nil {
 				return nil, err
 			}
-			scans++
 		case m == 0xDC:
 			return nil, fmt.Errorf("%w: DNL marker", errJPEGUnsupported)
 		case m == 0xE0:
@@ -371,9 +404,24 @@ func (d *jpegDecoder) getBit() (bool, error) {
 	return v != 0, err
 }
 
+// fillSoft buffers up to n bits if the data has them, without failing at a marker or the end.
+func (d *jpegDecoder) fillSoft(n int) {
+	if d.nbits < n && !d.marker {
+		_ = d.fill(n)
+	}
+}
+
 func (d *jpegDecoder) decodeHuff(h *huffTable) (uint8, error) {
 	if !h.valid {
 		return 0, errors.New("jpeg: scan uses an undefined Huffman table")
+	}
+	d.fillSoft(lookBits)
+	if d.nbits >= lookBits {
+		e := h.look[(d.bits>>uint(d.nbits-lookBits))&(1<<lookBits-1)]
+		if e != 0 {
+			d.nbits -= int(e >> 8)
+			return uint8(e), nil
+		}
 	}
 	code := int32(0)
 	for l := 1; l <= 16; l++ {
