@@ -308,3 +308,52 @@ func TestLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTiedDecoder checks that a checkpoint without
+// cls.predictions.decoder.weight (saved with tied embeddings) uses the
+// word embeddings as the output projection.
+func TestTiedDecoder(t *testing.T) {
+	ck, cfg, _ := openGolden(t, "blip-caption")
+	const p = "text_decoder."
+	tied := map[string]checkpoint.MemTensor{}
+	explicit := map[string]checkpoint.MemTensor{}
+	for _, name := range ck.Names() {
+		if len(name) < len(p) || name[:len(p)] != p || name == p+names.dec {
+			continue
+		}
+		v, err := ck.Float32(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mt := checkpoint.MemTensor{Shape: ck.Shape(name), Data: v}
+		tied[name] = mt
+		explicit[name] = mt
+	}
+	explicit[p+names.dec] = tied[p+"bert."+names.wordEmb]
+	a, err := Load(checkpoint.FromFloat32(tied), p, cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(checkpoint.FromFloat32(explicit), p, cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws Workspace
+	ids := []int{cfg.BOS, 5, 9}
+	ha, err := a.Forward(&ws, []Seq{{Tokens: ids, Cache: &Cache{}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, _ := a.Logits(&ws, ha, len(ids))
+	la = append([]float32(nil), la...)
+	hb, err := b.Forward(&ws, []Seq{{Tokens: ids, Cache: &Cache{}}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, _ := b.Logits(&ws, hb, len(ids))
+	for i := range la {
+		if la[i] != lb[i] {
+			t.Fatalf("logit %d: tied %v, explicit %v", i, la[i], lb[i])
+		}
+	}
+}
