@@ -2,7 +2,10 @@ package vision
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
+	"io"
+	"regexp"
 )
 
 // EXIF orientation, as transformers.image_utils.load_image applies it through
@@ -112,26 +115,145 @@ func jpegOrientation(b []byte) int {
 	return 0
 }
 
-// pngOrientation returns the orientation from a PNG's eXIf chunk (before or after the image
-// data: PIL reads both), or 0.
+// pngOrientation returns the orientation of a PNG as Pillow 9.4's getexif sees it: from the
+// eXIf chunk, else from an ImageMagick "Raw profile type exif" text chunk (hex), and if neither
+// has the tag, from XMP ("XML:com.adobe.xmp" text chunk, tiff:Orientation). Returns 0 if none.
 func pngOrientation(b []byte) int {
-	i := 8
-	for i+12 <= len(b) {
+	var exif, raw, xmp []byte
+	for i := 8; i+12 <= len(b); {
 		l := int64(binary.BigEndian.Uint32(b[i:]))
 		typ := string(b[i+4 : i+8])
 		end := int64(i) + 12 + l
 		if l > 0x7fffffff || end > int64(len(b)) {
-			return 0
+			break
 		}
-		if typ == "eXIf" {
-			return tiffOrientation(exifPayload(b[i+8 : i+8+int(l)]))
-		}
-		if typ == "IEND" {
-			return 0
+		data := b[i+8 : i+8+int(l)]
+		switch typ {
+		case "eXIf":
+			if exif == nil {
+				exif = data
+			}
+		case "tEXt", "zTXt", "iTXt":
+			key, text := pngText(typ, data)
+			switch key {
+			case "Raw profile type exif":
+				raw = text
+			case "XML:com.adobe.xmp":
+				xmp = text
+			}
+		case "IEND":
+			i = len(b)
+			continue
 		}
 		i = int(end)
 	}
-	return 0
+	o := 0
+	switch {
+	case exif != nil:
+		o = tiffOrientation(exifPayload(exif))
+	case raw != nil:
+		o = tiffOrientation(exifPayload(rawProfileBytes(raw)))
+	}
+	if o == 0 && xmp != nil {
+		o = xmpOrientation(xmp)
+	}
+	return o
+}
+
+// maxTextChunk bounds the decompressed size of a PNG text chunk we inspect.
+const maxTextChunk = 1 << 20
+
+// pngText returns the keyword and (decompressed, at most maxTextChunk bytes) text of a PNG
+// tEXt, zTXt or iTXt chunk; nil text if it cannot be read.
+func pngText(typ string, d []byte) (string, []byte) {
+	k := bytes.IndexByte(d, 0)
+	if k < 0 {
+		return "", nil
+	}
+	key, rest := string(d[:k]), d[k+1:]
+	if key != "Raw profile type exif" && key != "XML:com.adobe.xmp" {
+		return key, nil
+	}
+	inflate := func(z []byte) []byte {
+		r, err := zlib.NewReader(bytes.NewReader(z))
+		if err != nil {
+			return nil
+		}
+		out, _ := io.ReadAll(io.LimitReader(r, maxTextChunk))
+		return out
+	}
+	switch typ {
+	case "tEXt":
+		return key, rest
+	case "zTXt":
+		if len(rest) < 1 {
+			return key, nil
+		}
+		return key, inflate(rest[1:])
+	default: // iTXt: compression flag, method, language\0, translated keyword\0, text
+		if len(rest) < 2 {
+			return key, nil
+		}
+		compressed, t := rest[0] == 1, rest[2:]
+		for n := 0; n < 2; n++ {
+			j := bytes.IndexByte(t, 0)
+			if j < 0 {
+				return key, nil
+			}
+			t = t[j+1:]
+		}
+		if compressed {
+			return key, inflate(t)
+		}
+		return key, t
+	}
+}
+
+// rawProfileBytes decodes ImageMagick's "Raw profile type exif" text: "\nexif\n  <length>\n"
+// followed by hex digits over several lines (Pillow drops the first three lines).
+func rawProfileBytes(t []byte) []byte {
+	lines := bytes.SplitN(t, []byte("\n"), 4)
+	if len(lines) < 4 {
+		return nil
+	}
+	var out []byte
+	var hi byte
+	half := false
+	for _, c := range lines[3] {
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			v = c - 'A' + 10
+		default:
+			continue
+		}
+		if half {
+			out = append(out, hi<<4|v)
+		} else {
+			hi = v
+		}
+		half = !half
+	}
+	return out
+}
+
+var xmpOrientationRE = regexp.MustCompile(`tiff:Orientation(="|>)([0-9])`)
+
+// xmpOrientation finds tiff:Orientation in XMP text as Pillow does.
+func xmpOrientation(x []byte) int {
+	m := xmpOrientationRE.FindSubmatch(x)
+	if m == nil {
+		return 0
+	}
+	v := int(m[2][0] - '0')
+	if v < 1 || v > 8 {
+		return 0
+	}
+	return v
 }
 
 // webpOrientation returns the orientation from a WebP's EXIF chunk, or 0.

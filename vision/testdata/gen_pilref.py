@@ -14,7 +14,7 @@ Outputs (all small):
 The source picture is a crop of testdata/images/coffee_progressive.jpg (CC0).
 """
 import io, json, os, struct, subprocess, zlib
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, PngImagePlugin
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(ROOT, "pilref")
@@ -75,6 +75,17 @@ ex = Image.Exif(); ex[0x0112] = 3
 put("exif_webp_o3", "webp", save(src, "WEBP", quality=80, exif=ex.tobytes()), transpose=True)
 # Pillow 9.4 rotates a TIFF with an Orientation tag while loading it, and exif_transpose then
 # applies the tag a second time: both are recorded.
+xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+       '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%d"/></rdf:RDF></x:xmpmeta>')
+pi = PngImagePlugin.PngInfo(); pi.add_itxt("XML:com.adobe.xmp", xmp % 5, zip=True)
+put("exif_png_xmp_o5", "png", save(src, "PNG", pnginfo=pi), transpose=True)
+ex = Image.Exif(); ex[0x0112] = 7
+raw = ex.tobytes().hex()
+pi = PngImagePlugin.PngInfo(); pi.add_text("Raw profile type exif", "\nexif\n%8d\n" % (len(raw) // 2) + "\n".join(raw[i:i + 72] for i in range(0, len(raw), 72)), zip=True)
+put("exif_png_rawprofile_o7", "png", save(src, "PNG", pnginfo=pi), transpose=True)
+jp = save(src, "JPEG", quality=85)
+seg = b"http://ns.adobe.com/xap/1.0/\x00" + (xmp % 6).encode()
+put("exif_jpeg_xmp_only_ignored", "jpg", jp[:2] + b"\xff\xe1" + struct.pack(">H", len(seg) + 2) + seg + jp[2:], transpose=True)
 put("exif_tiff_o8", "tiff", save(src, "TIFF", tiffinfo={274: 8}), transpose=True)
 put("tiff_o8_no_transpose", "tiff", save(src, "TIFF", tiffinfo={274: 8}))
 put("exif_tiff_o6_lzw", "tiff", save(src, "TIFF", compression="tiff_lzw", tiffinfo={274: 6}), transpose=True)
