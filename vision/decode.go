@@ -153,6 +153,50 @@ func Decode(data []byte, lim Limits) (*RGB, error) {
 	return decode(data, lim, true)
 }
 
+// Info is what Inspect reads from an image header.
+type Info struct {
+	Format        string // one of the Format* names
+	Width, Height int    // as stored (before EXIF orientation)
+}
+
+// Inspect sniffs the format and reads only the header, applying the same checks and returning
+// the same errors as Decode does before it decodes pixels. It allocates almost nothing.
+func Inspect(data []byte, lim Limits) (Info, error) {
+	lim = lim.withDefaults()
+	format, cfg, err := checkHeader(data, lim)
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+}
+
+// checkHeader runs Decode's checks up to and including the pixel limit.
+func checkHeader(data []byte, lim Limits) (string, image.Config, error) {
+	if len(data) == 0 {
+		return "", image.Config{}, fmt.Errorf("%w (0 bytes): send the image file's bytes", ErrEmpty)
+	}
+	if int64(len(data)) > lim.MaxBytes {
+		return "", image.Config{}, fmt.Errorf("%w: encoded image is %s, over the %s limit; send a smaller file or raise --max-image-bytes",
+			ErrTooLarge, formatBytes(int64(len(data))), formatBytes(lim.MaxBytes))
+	}
+	format := SniffFormat(data)
+	if format == "" {
+		return "", image.Config{}, fmt.Errorf("%w: %s; supported formats: %s", ErrUnsupportedFormat, describeUnknown(data), supportedList)
+	}
+	name := formatNames[format]
+	cfg, err := safeDecodeConfig(format, data)
+	if err != nil {
+		return "", image.Config{}, corrupt(name, "header", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return "", image.Config{}, fmt.Errorf("%w: %s header gives a %d×%d image", ErrCorrupt, name, cfg.Width, cfg.Height)
+	}
+	if err := checkPixels(name, int64(cfg.Width), int64(cfg.Height), lim); err != nil {
+		return "", image.Config{}, err
+	}
+	return format, cfg, nil
+}
+
 // DecodeNoOrient is Decode without the EXIF orientation step: the pixels as stored, which is what
 // an HF image processor sees when handed PIL.Image.open(f) directly (not through load_image).
 func DecodeNoOrient(data []byte, lim Limits) (*RGB, error) {
@@ -161,29 +205,11 @@ func DecodeNoOrient(data []byte, lim Limits) (*RGB, error) {
 
 func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 	lim = lim.withDefaults()
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%w (0 bytes): send the image file's bytes", ErrEmpty)
-	}
-	if int64(len(data)) > lim.MaxBytes {
-		return nil, fmt.Errorf("%w: encoded image is %s, over the %s limit; send a smaller file or raise --max-image-bytes",
-			ErrTooLarge, formatBytes(int64(len(data))), formatBytes(lim.MaxBytes))
-	}
-	format := SniffFormat(data)
-	if format == "" {
-		return nil, fmt.Errorf("%w: %s; supported formats: %s", ErrUnsupportedFormat, describeUnknown(data), supportedList)
-	}
-	name := formatNames[format]
-
-	cfg, err := safeDecodeConfig(format, data)
+	format, cfg, err := checkHeader(data, lim)
 	if err != nil {
-		return nil, corrupt(name, "header", err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%w: %s header gives a %d×%d image", ErrCorrupt, name, cfg.Width, cfg.Height)
-	}
-	if err := checkPixels(name, int64(cfg.Width), int64(cfg.Height), lim); err != nil {
 		return nil, err
 	}
+	name := formatNames[format]
 
 	var out *RGB
 	var img image.Image

@@ -351,3 +351,18 @@ func BenchmarkPreprocessCLIP(b *testing.B) {
 		p.Preprocess(img)
 	}
 }
+
+func TestInspect(t *testing.T) {
+	info, err := Inspect(readFile(t, filepath.Join(imagesDir, "astronaut_exif_orientation6.jpg")), DefaultLimits())
+	if err != nil || info != (Info{Format: FormatJPEG, Width: 512, Height: 384}) {
+		t.Fatalf("got %+v, %v", info, err)
+	}
+	var alloc uint64
+	alloc = allocDuring(func() { _, err = Inspect(craftPNG(t, 50000, 50000, 8, 6, 0, 0), DefaultLimits()) })
+	if !errors.Is(err, ErrTooLarge) || alloc > 1<<20 {
+		t.Fatalf("huge PNG: %v (%d bytes allocated)", err, alloc)
+	}
+	if _, err := Inspect([]byte("GIF89a"), DefaultLimits()); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("short GIF: %v", err)
+	}
+}
