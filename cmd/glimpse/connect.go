@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -54,6 +55,13 @@ func (t *target) bind(fs *flag.FlagSet, e *env) {
 // code, without a network or a separate process, so the results are those
 // a server gives.
 func (t *target) connect(ctx context.Context, e *env) (*client.Client, func(), error) {
+	if t.addr == "" && t.model != "" && !isDir(t.model) {
+		if strings.ContainsAny(t.model, `/\`) {
+			return nil, nil, fmt.Errorf("--model %s: no such checkpoint folder", t.model)
+		}
+		// A bare name that is not a folder: a model of the default server.
+		t.addr = t.defaultAddrOr()
+	}
 	if t.addr != "" || t.model == "" {
 		addr := t.addr
 		if addr == "" {
@@ -126,4 +134,9 @@ func describe(err error) string {
 // finishName is "eos", "length", "stop" or "cancelled".
 func finishName(f pb.FinishReason) string {
 	return strings.ToLower(strings.TrimPrefix(f.String(), "FINISH_REASON_"))
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }

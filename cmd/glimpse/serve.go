@@ -50,7 +50,8 @@ Examples:
 `})
 	// The flag list is filled in from the real flag set.
 	v := verbs["serve"]
-	fs, _, _ := serveFlags(&server.Config{})
+	def := server.DefaultConfig()
+	fs, _, _ := serveFlags(&def)
 	var b strings.Builder
 	fs.SetOutput(&b)
 	fs.PrintDefaults()

@@ -111,6 +111,8 @@ Where the request runs:
                      several comma-separated addresses are balanced round-robin;
                      --model NAME then picks a served model
   --model DIR        a checkpoint folder run in-process, without a server
+                     (a --model NAME that is not a folder picks a model of the
+                     default server)
 `
 
 func init() {
