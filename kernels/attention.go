@@ -56,7 +56,9 @@ const (
 //
 // Evaluation (flash-attention style, so that no more than one tile of
 // scores exists per worker at a time): work is split into tasks of one head
-// × a block of up to 64 queries. On the AVX2 path (HeadDim a multiple of 8)
+// × a run of blocks of 64 queries (runs as long as leaves about four tasks
+// per thread), so a head's keys and values are prepared once per task. On
+// the AVX2 path (HeadDim a multiple of 8)
 // a task first transposes its head's keys into blocks of 64 keys × HeadDim
 // (so that scores are FMA chains over the head dimension, eight keys per
 // vector, with no horizontal sums), and a task with at least 8 queries
@@ -121,33 +123,46 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 		panic("kernels.AttentionBatch: p.KeyBias must be nil; set AttentionSeq.KeyBias per sequence")
 	}
 	width := p.Heads * p.HeadDim
-	qBlocks := make([]int, len(seqs)+1) // prefix sums of tasks per sequence
+	// A task is one head of one sequence × a run of query blocks; its
+	// keys and values are packed once for all its blocks. Runs are as long
+	// as possible while leaving about four tasks per thread.
+	totalBlocks := 0
 	var macs float64
 	for i := range seqs {
 		s := &seqs[i]
 		if s.QLen < 0 || s.KLen < 0 {
 			panic(fmt.Sprintf("kernels.Attention: qLen = %d and kLen = %d must not be negative", s.QLen, s.KLen))
 		}
-		nq := 0
-		if s.QLen > 0 {
-			checkMatrix("Attention", "q", len(s.Q), s.QLen, width, s.LDQ)
-			checkMatrix("Attention", "out", len(s.Out), s.QLen, width, s.LDO)
-			if s.KLen > 0 {
-				checkMatrix("Attention", "k", len(s.K), s.KLen, width, s.LDK)
-				checkMatrix("Attention", "v", len(s.V), s.KLen, width, s.LDV)
-			}
-			if s.KeyBias != nil && len(s.KeyBias) < s.KLen {
-				panic(fmt.Sprintf("kernels.Attention: len(KeyBias) = %d < kLen = %d", len(s.KeyBias), s.KLen))
-			}
-			nq = (s.QLen + attnQueryBlock - 1) / attnQueryBlock
+		if s.QLen == 0 {
+			continue
 		}
-		qBlocks[i+1] = qBlocks[i] + nq*p.Heads
+		checkMatrix("Attention", "q", len(s.Q), s.QLen, width, s.LDQ)
+		checkMatrix("Attention", "out", len(s.Out), s.QLen, width, s.LDO)
+		if s.KLen > 0 {
+			checkMatrix("Attention", "k", len(s.K), s.KLen, width, s.LDK)
+			checkMatrix("Attention", "v", len(s.V), s.KLen, width, s.LDV)
+		}
+		if s.KeyBias != nil && len(s.KeyBias) < s.KLen {
+			panic(fmt.Sprintf("kernels.Attention: len(KeyBias) = %d < kLen = %d", len(s.KeyBias), s.KLen))
+		}
+		totalBlocks += p.Heads * ((s.QLen + attnQueryBlock - 1) / attnQueryBlock)
 		macs += float64(s.QLen) * float64(s.KLen) * float64(width)
 	}
-	tasks := qBlocks[len(seqs)]
-	if tasks == 0 {
+	if totalBlocks == 0 {
 		return
 	}
+	run := 1 // query blocks per task
+	if macs >= attnSerialMACs {
+		run = max(1, totalBlocks/(4*Threads()))
+	} else {
+		run = totalBlocks
+	}
+	first := make([]int, len(seqs)+1) // prefix sums of tasks per sequence
+	for i := range seqs {
+		nq := (seqs[i].QLen + attnQueryBlock - 1) / attnQueryBlock
+		first[i+1] = first[i] + p.Heads*((nq+run-1)/run)
+	}
+	tasks := first[len(seqs)]
 	grain := tasks
 	if macs >= attnSerialMACs {
 		grain = max(1, int(float64(tasks)*attnChunkMACs/macs))
@@ -158,12 +173,14 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 		defer attnScratchPool.Put(sc)
 		si := 0
 		for t := lo; t < hi; t++ {
-			for qBlocks[si+1] <= t {
+			for first[si+1] <= t {
 				si++
 			}
-			r := t - qBlocks[si]
-			h, qb := r%p.Heads, r/p.Heads
-			attnBlock(&p, &seqs[si], h, qb*attnQueryBlock, vec, sc)
+			r := t - first[si]
+			h, c := r%p.Heads, r/p.Heads
+			s := &seqs[si]
+			i0 := c * run * attnQueryBlock
+			attnTask(&p, s, h, i0, min(i0+run*attnQueryBlock, s.QLen), vec, sc)
 		}
 	})
 }
@@ -205,62 +222,48 @@ func grow(buf []float32, n int) []float32 {
 	return buf[:n]
 }
 
-// attnBlock computes head h of queries [i0, i0+attnQueryBlock) ∩ [0, qLen).
-func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *attnScratch) {
+// attnTask computes head h of queries [i0, i1): it packs the keys and
+// values the last of them may see, then runs attnBlock on each block of
+// attnQueryBlock queries.
+func attnTask(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, sc *attnScratch) {
 	const bk = attnKeyBlock
 	d := p.HeadDim
-	i1 := min(i0+attnQueryBlock, s.QLen)
-	rows := i1 - i0
-	off := s.KLen - s.QLen // causal offset
-	limit := func(i int) int {
-		if p.Causal {
-			return max(0, min(s.KLen, i+off+1))
-		}
-		return s.KLen
-	}
-	kEnd := limit(i1 - 1) // the last query sees the most keys
-	for r := 0; r < rows; r++ {
-		sc.seen[r] = false
-		sc.l[r] = 0
-		clear(sc.o[r*d : r*d+d])
-	}
+	kEnd := attnLimit(p, s, i1-1) // the last query sees the most keys
 	col := h * d
-	kmat, ldk := s.K[col:], s.LDK
-	vmat, ldv := s.V[col:], s.LDV
-	bias := s.KeyBias
-	var kt []float32
+	kv := attnKV{k: s.K[col:], ldk: s.LDK, v: s.V[col:], ldv: s.LDV, bias: s.KeyBias}
 	if vec && kEnd > 0 {
 		// Keys transposed per key block, kt[b·64·d + t·64 + j], zero-padded
 		// to a multiple of 8 keys; the bias zero-padded likewise.
 		nb := (kEnd + bk - 1) / bk
 		sc.kt = grow(sc.kt, nb*bk*d)
-		kt = sc.kt
+		kt := sc.kt
 		for b := 0; b < nb; b++ {
 			j0 := b * bk
 			nk := min(bk, kEnd-j0)
 			dst := kt[b*bk*d : (b+1)*bk*d]
 			g := nk / 8
 			if g > 0 {
-				attnPackKTAVX2(&dst[0], &kmat[j0*ldk], ldk, g, d)
+				attnPackKTAVX2(&dst[0], &kv.k[j0*kv.ldk], kv.ldk, g, d)
 			}
 			for j := g * 8; j < (nk+7)&^7; j++ {
 				for t := 0; t < d; t++ {
 					var x float32
 					if j < nk {
-						x = kmat[(j0+j)*ldk+t]
+						x = kv.k[(j0+j)*kv.ldk+t]
 					}
 					dst[t*bk+j] = x
 				}
 			}
 		}
-		if bias != nil {
+		kv.kt = kt
+		if kv.bias != nil {
 			sc.bias = grow(sc.bias, nb*bk)
-			copy(sc.bias, bias[:kEnd])
+			copy(sc.bias, kv.bias[:kEnd])
 			clear(sc.bias[kEnd:])
-			bias = sc.bias
+			kv.bias = sc.bias
 		}
 	}
-	if rows >= attnPackRows && kEnd > 0 {
+	if i1-i0 >= attnPackRows && kEnd > 0 {
 		need := kEnd * d
 		if !vec {
 			need *= 2
@@ -268,22 +271,58 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 		sc.kv = grow(sc.kv, need)
 		vp := sc.kv[:kEnd*d]
 		for j := 0; j < kEnd; j++ {
-			copy(vp[j*d:j*d+d], vmat[j*ldv:j*ldv+d])
+			copy(vp[j*d:j*d+d], kv.v[j*kv.ldv:j*kv.ldv+d])
 		}
 		if !vec {
 			kp := sc.kv[kEnd*d : 2*kEnd*d]
 			for j := 0; j < kEnd; j++ {
-				copy(kp[j*d:j*d+d], kmat[j*ldk:j*ldk+d])
+				copy(kp[j*d:j*d+d], kv.k[j*kv.ldk:j*kv.ldk+d])
 			}
-			kmat, ldk = kp, d
+			kv.k, kv.ldk = kp, d
 		}
-		vmat, ldv = vp, d
+		kv.v, kv.ldv = vp, d
 	}
+	for b0 := i0; b0 < i1; b0 += attnQueryBlock {
+		attnBlock(p, s, h, b0, min(b0+attnQueryBlock, i1), vec, &kv, sc)
+	}
+}
+
+// attnKV is one head's keys and values as a task reads them: row-major
+// (possibly packed copies), plus on the assembly path the transposed key
+// blocks and the zero-padded bias.
+type attnKV struct {
+	k, v     []float32
+	ldk, ldv int
+	kt       []float32
+	bias     []float32
+}
+
+// attnLimit is the number of keys query i may see.
+func attnLimit(p *AttentionParams, s *AttentionSeq, i int) int {
+	if p.Causal {
+		return max(0, min(s.KLen, i+s.KLen-s.QLen+1))
+	}
+	return s.KLen
+}
+
+// attnBlock computes head h of queries [i0, i1) (at most attnQueryBlock).
+func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv *attnKV, sc *attnScratch) {
+	const bk = attnKeyBlock
+	d := p.HeadDim
+	rows := i1 - i0
+	kEnd := attnLimit(p, s, i1-1)
+	for r := 0; r < rows; r++ {
+		sc.seen[r] = false
+		sc.l[r] = 0
+		clear(sc.o[r*d : r*d+d])
+	}
+	col := h * d
+	bias := kv.bias
 	for kb := 0; kb < kEnd; kb += bk {
-		vblk := vmat[kb*ldv:]
+		vblk := kv.v[kb*kv.ldv:]
 		for r := 0; r < rows; r++ {
 			i := i0 + r
-			n := min(bk, limit(i)-kb)
+			n := min(bk, attnLimit(p, s, i)-kb)
 			if n <= 0 {
 				continue
 			}
@@ -295,13 +334,13 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 				if bias != nil {
 					bp = &bias[kb]
 				}
-				attnDotsTAVX2(&sc.s[0], &qi[0], &kt[kb*d], d, (n+7)/8, p.Scale, bp)
+				attnDotsTAVX2(&sc.s[0], &qi[0], &kv.kt[kb*d], d, (n+7)/8, p.Scale, bp)
 			} else {
 				var bb []float32
 				if bias != nil {
 					bb = bias[kb:]
 				}
-				attnDotsGo(sv, qi, kmat[kb*ldk:], ldk, d, p.Scale, bb)
+				attnDotsGo(sv, qi, kv.k[kb*kv.ldk:], kv.ldk, d, p.Scale, bb)
 			}
 			mb := maxF32(sv)
 			if math.IsInf(float64(mb), -1) {
@@ -319,9 +358,9 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0 int, vec bool, sc *att
 			}
 			sc.l[r] += expShiftSum(sv, sc.m[r])
 			if vec {
-				attnAxpyAVX2(&o[0], &sv[0], &vblk[0], ldv, n, d)
+				attnAxpyAVX2(&o[0], &sv[0], &vblk[0], kv.ldv, n, d)
 			} else {
-				attnAxpyGo(o, sv, vblk, ldv, d)
+				attnAxpyGo(o, sv, vblk, kv.ldv, d)
 			}
 		}
 	}

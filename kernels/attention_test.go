@@ -365,6 +365,27 @@ func TestAttentionConcurrent(t *testing.T) {
 	}
 }
 
+// TestAttentionThreadsInvariance: the result does not depend on the
+// number of threads.
+func TestAttentionThreadsInvariance(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	c := attnCase{12, 64, 150, 150, true, -10000, 0}
+	a := newAttnData(r, c)
+	defer SetThreads(SetThreads(1))
+	runAttn(a, c.qLen, c.kLen)
+	want := append([]float32(nil), a.out...)
+	for _, threads := range []int{2, 3} {
+		SetThreads(threads)
+		poison(a.out)
+		runAttn(a, c.qLen, c.kLen)
+		for i := range want {
+			if math.Float32bits(a.out[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("threads %d: element %d = %g, with 1 thread %g", threads, i, a.out[i], want[i])
+			}
+		}
+	}
+}
+
 func TestAttentionBadInput(t *testing.T) {
 	q := make([]float32, 64)
 	for _, tc := range []struct {
