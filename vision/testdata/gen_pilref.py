@@ -35,6 +35,7 @@ def put(name, ext, data, transpose=False):
     if transpose:
         im = ImageOps.exif_transpose(im)
     want = im.convert("RGB")
+    want.info.pop("transparency", None)
     want.save(os.path.join(OUT, "want", name + ".png"))
     cases.append({"name": name, "file": "in/" + name + "." + ext, "want": "want/" + name + ".png",
                   "mode": Image.open(p).mode, "exif_transpose": transpose})
@@ -104,12 +105,12 @@ put("png_palette_trns", "png", save(pal, "PNG", transparency=3))
 put("png_gray16", "png", save(src.convert("L").point(lambda v: v * 2).convert("I").point(lambda v: v * 3), "PNG"))
 
 
-def png16(w, h, rows, color_type):
+def png16(w, h, rows, color_type, extra=b""):
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
     raw = b"".join(b"\x00" + r for r in rows)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+            (chunk(b"tRNS", extra) if extra else b"") + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 w, h = src.size
@@ -118,6 +119,8 @@ rows = [b"".join(struct.pack(">HHH", min(px[x, y][0] * 257 + x, 65535), px[x, y]
 put("png_rgb16", "png", png16(w, h, rows, 2))
 rows = [b"".join(struct.pack(">HHHH", px[x, y][0] * 257, px[x, y][1] * 256, px[x, y][2] * 255, (x * 1000) & 0xffff) for x in range(w)) for y in range(h)]
 put("png_rgba16", "png", png16(w, h, rows, 6))
+rows = [b"".join(struct.pack(">H", (px[x, y][1] * (x + 1)) % 700) for x in range(w)) for y in range(h)]
+put("png_gray16_trns", "png", png16(w, h, rows, 0, struct.pack(">H", 5)))
 
 # --- GIF: transparency index, and a first frame smaller than the screen ---
 g = save(pal, "GIF", transparency=3)
