@@ -479,3 +479,34 @@ func TestEncoderOutlivesCheckpoint(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentForward runs one encoder from several goroutines: results
+// must equal the serial ones bit for bit (run with -race to check sharing).
+func TestConcurrentForward(t *testing.T) {
+	enc, gold := loadGolden(t, goldenCases[2])
+	pix, pshape := goldenTensor(t, gold, "pixel_values")
+	want, err := enc.Forward(pix, pshape[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			got, err := enc.Forward(pix, pshape[0])
+			if err == nil {
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						err = fmt.Errorf("value %d: %v concurrently, %v serially", i, got[i], want[i])
+						break
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
