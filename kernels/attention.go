@@ -79,7 +79,9 @@ const (
 // than a query block × key block computed by a GEMM whose blocking would
 // depend on qLen. Tasks run in parallel on the worker pool when the
 // problem is large (≥ 2^20 multiply-adds); smaller ones, such as decode
-// steps, run on the calling goroutine.
+// steps, run on the calling goroutine. Keys reused by many calls (cross-
+// attention at every decode step) can be laid out once with PrepareKeys
+// and passed through AttentionBatch.
 //
 // Aliasing: out may be the same slice as q with ldo == ldq (each query row
 // is read only before its own output is written); out must not overlap k,
@@ -100,12 +102,86 @@ type AttentionSeq struct {
 	QLen, LDQ int
 	K         []float32
 	LDK       int
-	V         []float32
-	LDV       int
-	KLen      int
-	KeyBias   []float32
-	Out       []float32
-	LDO       int
+	// Keys, if not nil, replaces K and LDK: the same keys prepared once by
+	// PrepareKeys (results are bit-for-bit the same).
+	Keys    *AttentionKeys
+	V       []float32
+	LDV     int
+	KLen    int
+	KeyBias []float32
+	Out     []float32
+	LDO     int
+}
+
+// AttentionKeys holds the keys of an attention (every head) laid out once
+// for the kernel, for keys that many calls reuse: e.g. cross-attention over
+// image or question states, attended by a new query at every decode step.
+// Without it each call re-arranges the keys it reads.
+type AttentionKeys struct {
+	heads, d, kLen int
+	vec            bool
+	data           []float32 // per head: transposed key blocks (vec) or kLen×d rows
+	headStride     int
+}
+
+// PrepareKeys lays out the kLen keys k (leading dimension ldk, Heads·HeadDim
+// columns) for Attention calls with parameters of the same Heads and HeadDim,
+// through AttentionSeq.Keys. k is not retained.
+func PrepareKeys(p AttentionParams, k []float32, ldk, kLen int) *AttentionKeys {
+	if p.Heads <= 0 || p.HeadDim <= 0 || kLen < 0 {
+		panic(fmt.Sprintf("kernels.PrepareKeys: Heads = %d, HeadDim = %d and kLen = %d must be positive", p.Heads, p.HeadDim, kLen))
+	}
+	d := p.HeadDim
+	if kLen > 0 {
+		checkMatrix("PrepareKeys", "k", len(k), kLen, p.Heads*d, ldk)
+	}
+	ak := &AttentionKeys{heads: p.Heads, d: d, kLen: kLen, vec: hasAVX2FMA && d%8 == 0}
+	if ak.vec {
+		ak.headStride = (kLen + attnKeyBlock - 1) / attnKeyBlock * attnKeyBlock * d
+	} else {
+		ak.headStride = kLen * d
+	}
+	ak.data = make([]float32, p.Heads*ak.headStride)
+	for h := 0; h < p.Heads; h++ {
+		dst := ak.data[h*ak.headStride : (h+1)*ak.headStride]
+		if ak.vec {
+			packKeysT(dst, k[h*d:], ldk, kLen, d)
+		} else {
+			for j := 0; j < kLen; j++ {
+				copy(dst[j*d:j*d+d], k[j*ldk+h*d:j*ldk+h*d+d])
+			}
+		}
+	}
+	return ak
+}
+
+// KLen returns the number of keys.
+func (ak *AttentionKeys) KLen() int { return ak.kLen }
+
+// packKeysT writes keys [0, kEnd) of one head (rows of k, ldk apart, d
+// columns) as transposed blocks of attnKeyBlock keys, dst[b·64·d + t·64 +
+// j], zero-padded to a multiple of 8 keys.
+func packKeysT(dst, k []float32, ldk, kEnd, d int) {
+	const bk = attnKeyBlock
+	nb := (kEnd + bk - 1) / bk
+	for b := 0; b < nb; b++ {
+		j0 := b * bk
+		nk := min(bk, kEnd-j0)
+		blk := dst[b*bk*d : (b+1)*bk*d]
+		g := nk / 8
+		if g > 0 {
+			attnPackKTAVX2(&blk[0], &k[j0*ldk], ldk, g, d)
+		}
+		for j := g * 8; j < (nk+7)&^7; j++ {
+			for t := 0; t < d; t++ {
+				var x float32
+				if j < nk {
+					x = k[(j0+j)*ldk+t]
+				}
+				blk[t*bk+j] = x
+			}
+		}
+	}
 }
 
 // AttentionBatch runs Attention on every sequence of seqs with the shared
@@ -138,8 +214,15 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 		}
 		checkMatrix("Attention", "q", len(s.Q), s.QLen, width, s.LDQ)
 		checkMatrix("Attention", "out", len(s.Out), s.QLen, width, s.LDO)
+		if s.Keys != nil {
+			if ak := s.Keys; ak.heads != p.Heads || ak.d != p.HeadDim || ak.kLen != s.KLen {
+				panic(fmt.Sprintf("kernels.Attention: prepared keys have %d heads × %d, %d keys; the call has %d heads × %d, %d keys", ak.heads, ak.d, ak.kLen, p.Heads, p.HeadDim, s.KLen))
+			}
+		}
 		if s.KLen > 0 {
-			checkMatrix("Attention", "k", len(s.K), s.KLen, width, s.LDK)
+			if s.Keys == nil {
+				checkMatrix("Attention", "k", len(s.K), s.KLen, width, s.LDK)
+			}
 			checkMatrix("Attention", "v", len(s.V), s.KLen, width, s.LDV)
 		}
 		if s.KeyBias != nil && len(s.KeyBias) < s.KLen {
@@ -230,42 +313,39 @@ func attnTask(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, sc *
 	d := p.HeadDim
 	kEnd := attnLimit(p, s, i1-1) // the last query sees the most keys
 	col := h * d
-	kv := attnKV{k: s.K[col:], ldk: s.LDK, v: s.V[col:], ldv: s.LDV, bias: s.KeyBias}
-	if vec && kEnd > 0 {
-		// Keys transposed per key block, kt[b·64·d + t·64 + j], zero-padded
-		// to a multiple of 8 keys; the bias zero-padded likewise.
+	kv := attnKV{v: s.V[col:], ldv: s.LDV, bias: s.KeyBias}
+	packK := true // whether the portable path should copy the keys
+	switch ak := s.Keys; {
+	case ak != nil:
+		// ak.vec == vec: both follow from hasAVX2FMA and HeadDim.
+		hk := ak.data[h*ak.headStride : (h+1)*ak.headStride]
+		if ak.vec {
+			kv.kt = hk
+		} else {
+			kv.k, kv.ldk = hk, d
+			packK = false
+		}
+	default:
+		kv.k, kv.ldk = s.K[col:], s.LDK
+		if vec && kEnd > 0 {
+			nb := (kEnd + bk - 1) / bk
+			sc.kt = grow(sc.kt, nb*bk*d)
+			packKeysT(sc.kt, kv.k, kv.ldk, kEnd, d)
+			kv.kt = sc.kt
+		}
+	}
+	if vec && kEnd > 0 && kv.bias != nil {
+		// The assembly reads whole groups of 8 keys: pad the bias with 0.
 		nb := (kEnd + bk - 1) / bk
-		sc.kt = grow(sc.kt, nb*bk*d)
-		kt := sc.kt
-		for b := 0; b < nb; b++ {
-			j0 := b * bk
-			nk := min(bk, kEnd-j0)
-			dst := kt[b*bk*d : (b+1)*bk*d]
-			g := nk / 8
-			if g > 0 {
-				attnPackKTAVX2(&dst[0], &kv.k[j0*kv.ldk], kv.ldk, g, d)
-			}
-			for j := g * 8; j < (nk+7)&^7; j++ {
-				for t := 0; t < d; t++ {
-					var x float32
-					if j < nk {
-						x = kv.k[(j0+j)*kv.ldk+t]
-					}
-					dst[t*bk+j] = x
-				}
-			}
-		}
-		kv.kt = kt
-		if kv.bias != nil {
-			sc.bias = grow(sc.bias, nb*bk)
-			copy(sc.bias, kv.bias[:kEnd])
-			clear(sc.bias[kEnd:])
-			kv.bias = sc.bias
-		}
+		sc.bias = grow(sc.bias, nb*bk)
+		copy(sc.bias, kv.bias[:kEnd])
+		clear(sc.bias[kEnd:])
+		kv.bias = sc.bias
 	}
 	if i1-i0 >= attnPackRows && kEnd > 0 {
 		need := kEnd * d
-		if !vec {
+		packK = packK && !vec
+		if packK {
 			need *= 2
 		}
 		sc.kv = grow(sc.kv, need)
@@ -273,7 +353,7 @@ func attnTask(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, sc *
 		for j := 0; j < kEnd; j++ {
 			copy(vp[j*d:j*d+d], kv.v[j*kv.ldv:j*kv.ldv+d])
 		}
-		if !vec {
+		if packK {
 			kp := sc.kv[kEnd*d : 2*kEnd*d]
 			for j := 0; j < kEnd; j++ {
 				copy(kp[j*d:j*d+d], kv.k[j*kv.ldk:j*kv.ldk+d])

@@ -318,6 +318,46 @@ func TestAttentionBatchInvariance(t *testing.T) {
 	}
 }
 
+// TestAttentionPreparedKeys: keys prepared once give bit-for-bit the
+// results of plain calls, for every query count and with causal offsets.
+func TestAttentionPreparedKeys(t *testing.T) {
+	r := rand.New(rand.NewPCG(35, 36))
+	for _, c := range []attnCase{
+		{12, 64, 3, 577, false, -math.MaxFloat32, 0},
+		{4, 16, 70, 130, true, -10000, 2},
+		{3, 12, 9, 40, false, -10000, 1}, // portable path
+		{2, 8, 1, 5, false, 0, 0},
+	} {
+		a := newAttnData(r, c)
+		runAttn(a, c.qLen, c.kLen)
+		want := append([]float32(nil), a.out...)
+		ak := PrepareKeys(a.p, a.k, a.ldk, c.kLen)
+		if ak.KLen() != c.kLen {
+			t.Fatalf("%s: KLen() = %d", c, ak.KLen())
+		}
+		poison(a.out)
+		AttentionBatch(AttentionParams{Heads: c.heads, HeadDim: c.d, Scale: a.p.Scale, Causal: c.causal}, []AttentionSeq{{
+			Q: a.q, QLen: c.qLen, LDQ: a.ldq, Keys: ak, V: a.v, LDV: a.ldv, KLen: c.kLen, KeyBias: a.p.KeyBias, Out: a.out, LDO: a.ldo,
+		}})
+		w := c.heads * c.d
+		for i := 0; i < c.qLen; i++ {
+			for col := 0; col < w; col++ {
+				if math.Float32bits(a.out[i*a.ldo+col]) != math.Float32bits(want[i*a.ldo+col]) {
+					t.Fatalf("%s: prepared keys: query %d col %d = %g, want %g", c, i, col, a.out[i*a.ldo+col], want[i*a.ldo+col])
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("prepared keys with a different kLen: want a panic")
+		}
+	}()
+	q := make([]float32, 64)
+	ak := PrepareKeys(AttentionParams{Heads: 1, HeadDim: 8}, q, 8, 4)
+	AttentionBatch(AttentionParams{Heads: 1, HeadDim: 8}, []AttentionSeq{{Q: q, QLen: 1, LDQ: 8, Keys: ak, V: q, LDV: 8, KLen: 5, Out: q, LDO: 8}})
+}
+
 // TestAttentionOutAliasesQ: out may be the q buffer itself.
 func TestAttentionOutAliasesQ(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
