@@ -68,8 +68,8 @@ func BenchmarkGemm(b *testing.B) {
 	}
 }
 
-// BenchmarkGemv: decode step 1×K·K×N with packed weights; GB/s counts the
-// packed weight bytes read.
+// BenchmarkGemv: decode step 1×K·K×N with packed weights not in cache;
+// GB/s counts the packed weight bytes read.
 func BenchmarkGemv(b *testing.B) {
 	for _, s := range benchGemvShapes {
 		k, n := s[0], s[1]
@@ -78,12 +78,18 @@ func BenchmarkGemv(b *testing.B) {
 				withThreads(b, th)
 				rng := rand.New(rand.NewSource(1))
 				x, w := randMat(rng, k), randMat(rng, k*n)
-				pb := PackB(true, k, n, w, k)
+				// Cycle through copies of the weights totalling 256 MiB so
+				// that they come from DRAM, as in a decode step.
+				pbs := []*PackedB{PackB(true, k, n, w, k)}
+				pb := pbs[0]
+				for total := pb.Bytes(); total < 256<<20; total += pb.Bytes() {
+					pbs = append(pbs, PackB(true, k, n, w, k))
+				}
 				c := make([]float32, n)
 				b.SetBytes(int64(pb.Bytes()))
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
-					GemmPacked(1, 1, x, k, pb, 0, c, n)
+					GemmPacked(1, 1, x, k, pbs[i%len(pbs)], 0, c, n)
 				}
 				sec := b.Elapsed().Seconds()
 				b.ReportMetric(2*float64(n)*float64(k)*float64(b.N)/sec/1e9, "GFLOP/s")

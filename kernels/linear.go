@@ -24,7 +24,11 @@ func (l *Linear) In() int { return l.W.K() }
 func (l *Linear) Out() int { return l.W.N() }
 
 // Forward computes y = act(x·Wᵀ + b) for rows rows of x (contiguous, In()
-// wide), writing rows×Out() values into y.
+// wide), writing rows×Out() values into y. Scalar definition: y[r][o] =
+// act(s + b[o]) with s = Σ_i x[r][i]·W[o][i] accumulated as GemmPacked does
+// (one fixed order over i), so each row's output is bit for bit the same
+// whatever rows is. rows = 1 is the decode-time GEMV. It panics, like
+// GemmPacked, if x or y is too short for rows.
 func (l *Linear) Forward(y, x []float32, rows int, act Activation) {
 	GemmPacked(rows, 1, x, l.In(), l.W, 0, y, l.Out())
 	if l.Bias != nil || act != ActNone {
