@@ -58,11 +58,12 @@ func (b *bpe) intern(s string) int32 {
 	return id
 }
 
+// bpeNode is one symbol of the word being merged: the bytes word[start:end] (plus the
+// end-of-word suffix when end is the end of the word).
 type bpeNode struct {
-	sym        int32 // -1: not interned (cannot merge)
-	str        string
-	prev, next int
-	alive      bool
+	sym        int32 // interned symbol, -1 if it takes part in no merge
+	start, end int32
+	prev, next int32
 }
 
 type bpeCand struct{ rank, pos int32 }
@@ -110,26 +111,33 @@ func (b *bpe) apply(word string) []string {
 }
 
 func (b *bpe) merge(word string) []string {
-	var nodes []bpeNode
-	for _, r := range word {
-		nodes = append(nodes, bpeNode{str: string(r)})
-	}
-	if len(nodes) == 0 {
+	if word == "" {
 		return nil
 	}
-	if b.suffix != "" {
-		nodes[len(nodes)-1].str += b.suffix
+	nodes := make([]bpeNode, 0, len(word))
+	var key []byte
+	for i := range word {
+		nodes = append(nodes, bpeNode{start: int32(i), prev: int32(len(nodes) - 1), next: int32(len(nodes) + 1)})
 	}
+	last := len(nodes) - 1
+	nodes[last].next = -1
 	for i := range nodes {
-		nodes[i].prev, nodes[i].next, nodes[i].alive = i-1, i+1, true
-		if id, ok := b.symID[nodes[i].str]; ok {
+		end := int32(len(word))
+		if i < last {
+			end = nodes[i+1].start
+		}
+		nodes[i].end = end
+		key = append(key[:0], word[nodes[i].start:end]...)
+		if i == last {
+			key = append(key, b.suffix...)
+		}
+		if id, ok := b.symID[string(key)]; ok {
 			nodes[i].sym = id
 		} else {
 			nodes[i].sym = -1
 		}
 	}
-	nodes[len(nodes)-1].next = -1
-	rankAt := func(i int) (mergeInfo, bool) {
+	rankAt := func(i int32) (mergeInfo, bool) {
 		j := nodes[i].next
 		if j < 0 || nodes[i].sym < 0 || nodes[j].sym < 0 {
 			return mergeInfo{}, false
@@ -139,7 +147,7 @@ func (b *bpe) merge(word string) []string {
 	}
 	h := &bpeHeap{}
 	for i := range nodes {
-		if m, ok := rankAt(i); ok {
+		if m, ok := rankAt(int32(i)); ok {
 			*h = append(*h, bpeCand{m.rank, int32(i)})
 		}
 	}
@@ -152,9 +160,8 @@ func (b *bpe) merge(word string) []string {
 			group = append(group, heap.Pop(h).(bpeCand).pos)
 		}
 		sort.Slice(group, func(i, j int) bool { return group[i] < group[j] })
-		for _, p := range group {
-			i := int(p)
-			if !nodes[i].alive {
+		for _, i := range group {
+			if nodes[i].sym == deadSym {
 				continue
 			}
 			m, ok := rankAt(i)
@@ -163,28 +170,35 @@ func (b *bpe) merge(word string) []string {
 			}
 			j := nodes[i].next
 			nodes[i].sym = m.merged
-			nodes[i].str = b.symStr[m.merged]
-			nodes[j].alive = false
+			nodes[i].end = nodes[j].end
+			nodes[j].sym = deadSym
 			nodes[i].next = nodes[j].next
 			if nodes[j].next >= 0 {
 				nodes[nodes[j].next].prev = i
 			}
 			if pv := nodes[i].prev; pv >= 0 {
 				if m2, ok := rankAt(pv); ok {
-					heap.Push(h, bpeCand{m2.rank, int32(pv)})
+					heap.Push(h, bpeCand{m2.rank, pv})
 				}
 			}
 			if m2, ok := rankAt(i); ok {
-				heap.Push(h, bpeCand{m2.rank, int32(i)})
+				heap.Push(h, bpeCand{m2.rank, i})
 			}
 		}
 	}
 	var out []string
-	for i := 0; i >= 0; i = nodes[i].next {
-		out = append(out, nodes[i].str)
+	for i := int32(0); i >= 0; i = nodes[i].next {
+		s := word[nodes[i].start:nodes[i].end]
+		if int(nodes[i].end) == len(word) && b.suffix != "" {
+			s += b.suffix
+		}
+		out = append(out, s)
 	}
 	return out
 }
+
+// deadSym marks a node merged into its left neighbour.
+const deadSym = -2
 
 // byteEncoder is GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves,
 // the others to U+0100 onwards.
