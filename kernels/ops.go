@@ -297,22 +297,35 @@ func maxF32(x []float32) float32 {
 }
 
 // expShiftSum sets x[i] = exp(x[i] − m) (the difference rounded to float32)
-// and returns Σ x[i] accumulated in float64.
+// and returns Σ x[i] accumulated in float64. With the assembly, the last
+// len(x) mod 8 elements go through the same vector code in a buffer padded
+// with −Inf (whose exp is exactly 0).
 func expShiftSum(x []float32, m float32) float64 {
 	n := len(x)
-	var s float64
-	done := 0
-	if hasAVX2FMA && n >= 8 {
-		s = expShiftSumAVX2(&x[0], n, m)
-		done = n &^ 7
+	if !hasAVX2FMA {
+		var s float64
+		for i, v := range x {
+			e := float32(math.Exp(float64(v - m)))
+			x[i] = e
+			s += float64(e)
+		}
+		return s
 	}
-	for i := done; i < n; i++ {
-		e := float32(math.Exp(float64(x[i] - m)))
-		x[i] = e
-		s += float64(e)
+	var s float64
+	n8 := n &^ 7
+	if n8 > 0 {
+		s = expShiftSumAVX2(&x[0], n8, m)
+	}
+	if n8 < n {
+		buf := [8]float32{negInf, negInf, negInf, negInf, negInf, negInf, negInf, negInf}
+		copy(buf[:], x[n8:])
+		s += expShiftSumAVX2(&buf[0], 8, m)
+		copy(x[n8:], buf[:n-n8])
 	}
 	return s
 }
+
+var negInf = float32(math.Inf(-1))
 
 // scaleF32 sets x[i] *= s.
 func scaleF32(x []float32, s float32) {

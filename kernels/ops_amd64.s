@@ -248,21 +248,39 @@ sedone:
 	VZEROUPPER
 	RET
 
-// func maxAVX2(x *float32, n int) float32   (n ≥ 8)
+// func maxAVX2(x *float32, n int) float32   (n ≥ 8; max of x[:n&^7])
+// Four independent accumulators, so the vmaxps latency does not serialise
+// the loop.
 TEXT ·maxAVX2(SB), NOSPLIT, $0-20
 	MOVQ x+0(FP), DI
 	MOVQ n+8(FP), CX
 	VMOVUPS (DI), Y0
+	VMOVAPS Y0, Y1
+	VMOVAPS Y0, Y2
+	VMOVAPS Y0, Y3
 	ADDQ $32, DI
 	SUBQ $8, CX
-mxloop:
+mx32:
+	CMPQ CX, $32
+	JL   mx8
+	VMAXPS (DI), Y0, Y0
+	VMAXPS 32(DI), Y1, Y1
+	VMAXPS 64(DI), Y2, Y2
+	VMAXPS 96(DI), Y3, Y3
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  mx32
+mx8:
 	CMPQ CX, $8
 	JL   mxdone
 	VMAXPS (DI), Y0, Y0
 	ADDQ $32, DI
 	SUBQ $8, CX
-	JMP  mxloop
+	JMP  mx8
 mxdone:
+	VMAXPS Y1, Y0, Y0
+	VMAXPS Y3, Y2, Y2
+	VMAXPS Y2, Y0, Y0
 	VEXTRACTF128 $1, Y0, X1
 	VMAXPS X1, X0, X0
 	VPERMILPS $0x4e, X0, X1
