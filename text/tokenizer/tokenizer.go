@@ -159,7 +159,7 @@ type tok struct {
 	added      []addedToken // in registration order
 	addedEnc   map[string]int
 	addedDec   map[int]*addedToken
-	addedIndex map[byte][]*addedToken // by first byte, longest first
+	addedIndex *[256][]*addedToken // by first byte, longest first; nil if none
 
 	specialRoles   [7]string // bos, eos, unk, sep, pad, cls, mask contents ("" = none)
 	hasRole        [7]bool
@@ -168,7 +168,7 @@ type tok struct {
 	allSpecialIDs  map[int]bool
 	legacyAdded    map[string]bool // decoded as separate sub-texts
 	lowerProtected []string        // kept as is by the do_lower_case pre-pass
-	lowerIndex     map[byte][]string
+	lowerIndex     [256][]string
 
 	doLowerCasePrepass bool
 	addPrefixSpace     bool
@@ -267,16 +267,21 @@ func (t *tok) finish() {
 		t.addedEnc[a.content] = a.id
 		t.addedDec[a.id] = a
 	}
-	t.addedIndex = map[byte][]*addedToken{}
+	t.addedIndex = nil
 	for i := range t.added {
 		a := &t.added[i]
 		if a.content == "" || t.addedEnc[a.content] != a.id {
 			continue
 		}
+		if t.addedIndex == nil {
+			t.addedIndex = new([256][]*addedToken)
+		}
 		t.addedIndex[a.content[0]] = append(t.addedIndex[a.content[0]], a)
 	}
-	for _, l := range t.addedIndex {
-		sort.SliceStable(l, func(i, j int) bool { return len(l[i].content) > len(l[j].content) })
+	if t.addedIndex != nil {
+		for _, l := range t.addedIndex {
+			sort.SliceStable(l, func(i, j int) bool { return len(l[i].content) > len(l[j].content) })
+		}
 	}
 	// all_special_tokens: role tokens in attribute order, then additional ones, deduplicated.
 	seen := map[string]bool{}
@@ -334,7 +339,7 @@ func (t *tok) finish() {
 	if t.kindFromJSON() {
 		sort.SliceStable(t.lowerProtected, func(i, j int) bool { return len(t.lowerProtected[i]) > len(t.lowerProtected[j]) })
 	}
-	t.lowerIndex = map[byte][]string{}
+	t.lowerIndex = [256][]string{}
 	for _, p := range t.lowerProtected {
 		if p != "" {
 			t.lowerIndex[p[0]] = append(t.lowerIndex[p[0]], p)
@@ -420,7 +425,7 @@ func (t *tok) lowerPrepass(text string) string {
 // splitAdded cuts text around added tokens (leftmost, longest match first, as HF's
 // Trie does) and applies the tokens' lstrip/rstrip/single_word flags.
 func (t *tok) splitAdded(text string) []string {
-	if len(t.addedIndex) == 0 {
+	if t.addedIndex == nil {
 		return []string{text}
 	}
 	var pieces []string

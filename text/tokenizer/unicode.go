@@ -183,6 +183,16 @@ func finalSigma(rs []rune, i int) bool {
 
 // stripAccents is BasicTokenizer._run_strip_accents: NFD, then drop category Mn.
 func stripAccents(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
 	d := norm.NFD.String(s)
 	var b strings.Builder
 	b.Grow(len(d))

@@ -87,8 +87,15 @@ func (w *wordPiece) basic(text string, neverSplit map[string]bool) []string {
 		}
 	}
 	// whitespace_tokenize(" ".join(split_tokens))
-	var out []string
+	out := split[:0]
 	for _, s := range split {
+		if s == "" {
+			continue
+		}
+		if strings.IndexFunc(s, pyIsSpace) < 0 {
+			out = append(out, s)
+			continue
+		}
 		out = append(out, pySplit(s)...)
 	}
 	return out
@@ -117,7 +124,11 @@ func splitOnPunc(s string, out []string) []string {
 // longest-match-first, continuation pieces prefixed with "##", the whole word [UNK]
 // when a piece is missing or the word is longer than max_input_chars_per_word.
 func (w *wordPiece) wordpiece(t *tok, word string, out []string) []string {
-	for _, word := range pySplit(word) {
+	words := []string{word}
+	if strings.IndexFunc(word, pyIsSpace) >= 0 {
+		words = pySplit(word)
+	}
+	for _, word := range words {
 		if utf8.RuneCountInString(word) > w.maxChars {
 			out = append(out, w.unk)
 			continue
