@@ -57,6 +57,10 @@ type Result struct {
 	GemmGFLOPS  float64 `json:"gemm_unpacked_gflops,omitempty"` // Gemm packing B per call
 	GonumGFLOPS float64 `json:"gonum_gflops,omitempty"`         // gonum Sgemm, same threads
 	ReadGBPS    float64 `json:"read_gbps,omitempty"`            // streaming read bandwidth (gemv)
+	// Median over repetitions of the kernel's rate divided by the probe's
+	// rate, probe and kernel timed alternately (robust to a changing load).
+	PeakFraction float64 `json:"peak_fraction"`           // GFLOPS / peak
+	ReadFraction float64 `json:"read_fraction,omitempty"` // GBPS / read bandwidth (gemv)
 }
 
 // DefaultShapes are the benchmark shapes (M, K, N): ViT-B/16 at 224 px
@@ -106,11 +110,9 @@ func Run(w io.Writer, opts Options) error {
 	var results []Result
 	for _, th := range threads {
 		kernels.SetThreads(th)
+		var readBuf []float32 // allocated at the first GEMV
 		for _, s := range sel {
-			// The peak is re-measured next to every shape: the machine
-			// is shared and its load changes from minute to minute.
-			peak := measurePeak(th, opts.Quick)
-			r, err := measure(s, th, peak, opts.Quick)
+			r, err := measure(s, th, opts.Quick, &readBuf)
 			if err != nil {
 				return err
 			}
@@ -156,8 +158,7 @@ func timeIt(f func(), reps int, minDur time.Duration) float64 {
 			}
 		}
 	}
-	slices.Sort(per)
-	return per[len(per)/2]
+	return median(per)
 }
 
 func reps(quick bool) (int, time.Duration) {
@@ -177,32 +178,45 @@ func onThreads(th int, f func(i int)) {
 	wg.Wait()
 }
 
-// measurePeak returns the FMA peak in GFLOP/s with th threads each
-// running kernels.PeakFMALoop.
-func measurePeak(th int, quick bool) float64 {
+// peakProbe returns a function running kernels.PeakFMALoop on th threads
+// at once, and the flops it performs.
+func peakProbe(th int, quick bool) (func(), float64) {
 	iters := 1 << 18
 	if quick {
 		iters = 1 << 12
 	}
-	n, d := reps(quick)
-	sec := timeIt(func() { onThreads(th, func(int) { kernels.PeakFMALoop(iters) }) }, n, d)
-	return float64(th) * float64(iters) * kernels.FlopsPerPeakIter / sec / 1e9
+	return func() { onThreads(th, func(int) { kernels.PeakFMALoop(iters) }) },
+		float64(th) * float64(iters) * kernels.FlopsPerPeakIter
 }
 
-// measureRead returns the read bandwidth in GB/s of th threads streaming
-// disjoint parts of a buffer far larger than the caches.
-func measureRead(th int, quick bool) float64 {
-	size := coldBytes(quick)
-	buf := make([]float32, max(size/4, 64*th))
-	for i := range buf {
-		buf[i] = 1
-	}
+// readProbe returns a function in which th threads stream disjoint parts
+// of buf (far larger than the caches), and the bytes it reads.
+func readProbe(th int, buf []float32) (func(), float64) {
 	part := len(buf) / th
-	n, _ := reps(quick)
-	sec := timeIt(func() {
+	return func() {
 		onThreads(th, func(i int) { kernels.ReadBandwidthLoop(buf[i*part : (i+1)*part]) })
-	}, n, 0)
-	return float64(part*th*4) / sec / 1e9
+	}, float64(part * th * 4)
+}
+
+// timePair times the probe f and the kernel g alternately, rep by rep,
+// so that both see the same machine load (the machine is shared), and
+// returns the median seconds per call of each and the median over reps of
+// (g's rate)/(f's rate) = (gWork/tg)/(fWork/tf).
+func timePair(f func(), fWork float64, g func(), gWork float64, reps int, minDur time.Duration) (tf, tg, frac float64) {
+	var fs, gs, rs []float64
+	for r := 0; r < reps; r++ {
+		a := timeIt(f, 1, minDur/3)
+		b := timeIt(g, 1, minDur)
+		fs, gs = append(fs, a), append(gs, b)
+		rs = append(rs, (gWork/b)/(fWork/a))
+	}
+	return median(fs), median(gs), median(rs)
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // coldBytes is the amount of distinct data a cold-cache measurement cycles
@@ -222,7 +236,7 @@ func randVec(rng *rand.Rand, n int) []float32 {
 	return x
 }
 
-func measure(s [3]int, th int, peak float64, quick bool) (Result, error) {
+func measure(s [3]int, th int, quick bool, readBuf *[]float32) (Result, error) {
 	m, k, n := s[0], s[1], s[2]
 	rng := rand.New(rand.NewSource(1))
 	a, wt := randVec(rng, m*k), randVec(rng, n*k) // wt: [N, K] (nn.Linear)
@@ -230,7 +244,8 @@ func measure(s [3]int, th int, peak float64, quick bool) (Result, error) {
 	pb := kernels.PackB(true, k, n, wt, k)
 	flops := 2 * float64(m) * float64(n) * float64(k)
 	reps, minDur := reps(quick)
-	res := Result{Op: "gemm", M: m, K: k, N: n, Threads: th, PeakGFLOPS: peak}
+	res := Result{Op: "gemm", M: m, K: k, N: n, Threads: th}
+	peakF, peakWork := peakProbe(th, quick)
 	if m == 1 {
 		// A decode step reads many different weights, so measure GEMV on
 		// weights that are not in cache: cycle through enough packed
@@ -240,20 +255,33 @@ func measure(s [3]int, th int, peak float64, quick bool) (Result, error) {
 			copies = append(copies, kernels.PackB(true, k, n, wt, k))
 		}
 		next := 0
-		sec := timeIt(func() {
+		gemv := func() {
 			kernels.GemmPacked(1, 1, a, k, copies[next], 0, c, n)
 			next = (next + 1) % len(copies)
-		}, reps, minDur)
-		res.GFLOPS = flops / sec / 1e9
+		}
+		if *readBuf == nil {
+			*readBuf = make([]float32, max(coldBytes(quick)/4, 64*th))
+			for i := range *readBuf {
+				(*readBuf)[i] = 1
+			}
+		}
+		readF, readWork := readProbe(th, *readBuf)
+		tr, tg, frac := timePair(readF, readWork, gemv, float64(pb.Bytes()), reps, minDur)
 		res.Op = "gemv"
-		res.GBPS = float64(pb.Bytes()) / sec / 1e9
-		// Bandwidth measured right after, so both see the same load.
-		res.ReadGBPS = measureRead(th, quick)
+		res.GFLOPS = flops / tg / 1e9
+		res.GBPS = float64(pb.Bytes()) / tg / 1e9
+		res.ReadGBPS = readWork / tr / 1e9
+		res.ReadFraction = frac
+		tp := timeIt(peakF, reps, minDur/3)
+		res.PeakGFLOPS = peakWork / tp / 1e9
+		res.PeakFraction = res.GFLOPS / res.PeakGFLOPS
 		return res, nil
 	}
-	sec := timeIt(func() { kernels.GemmPacked(m, 1, a, k, pb, 0, c, n) }, reps, minDur)
-	res.GFLOPS = flops / sec / 1e9
-	sec = timeIt(func() { kernels.Gemm(false, true, m, n, k, 1, a, k, wt, k, 0, c, n) }, reps, minDur)
+	tp, tg, frac := timePair(peakF, peakWork, func() { kernels.GemmPacked(m, 1, a, k, pb, 0, c, n) }, flops, reps, minDur)
+	res.GFLOPS = flops / tg / 1e9
+	res.PeakGFLOPS = peakWork / tp / 1e9
+	res.PeakFraction = frac
+	sec := timeIt(func() { kernels.Gemm(false, true, m, n, k, 1, a, k, wt, k, 0, c, n) }, reps, minDur)
 	res.GemmGFLOPS = flops / sec / 1e9
 	if !quick || flops <= 1e10 {
 		old := runtime.GOMAXPROCS(th)
@@ -283,11 +311,11 @@ func printTable(w io.Writer, rs []Result) error {
 		gbps, frac, rbw := "-", "-", "-"
 		if r.Op == "gemv" {
 			gbps = fmt.Sprintf("%.1f", r.GBPS)
-			frac = fmt.Sprintf("%.0f%%", 100*r.GBPS/r.ReadGBPS)
+			frac = fmt.Sprintf("%.0f%%", 100*r.ReadFraction)
 			rbw = fmt.Sprintf("%.1f", r.ReadGBPS)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%.0f%%\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			r.Op, name([3]int{r.M, r.K, r.N}), r.Threads, r.GFLOPS, 100*r.GFLOPS/r.PeakGFLOPS, r.PeakGFLOPS,
+			r.Op, name([3]int{r.M, r.K, r.N}), r.Threads, r.GFLOPS, 100*r.PeakFraction, r.PeakGFLOPS,
 			gemm, gon, ratio, gbps, frac, rbw)
 	}
 	return tw.Flush()

@@ -25,7 +25,7 @@ func TestRunQuickJSON(t *testing.T) {
 		m, k, n float64
 	}{{"gemm", 7, 33, 40}, {"gemv", 1, 64, 100}} {
 		r := rs[i]
-		for _, f := range []string{"op", "m", "k", "n", "threads", "gflops", "gbps", "peak_gflops"} {
+		for _, f := range []string{"op", "m", "k", "n", "threads", "gflops", "gbps", "peak_gflops", "peak_fraction"} {
 			if _, ok := r[f]; !ok {
 				t.Fatalf("result %d lacks %q: %v", i, f, r)
 			}
