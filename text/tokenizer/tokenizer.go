@@ -38,6 +38,9 @@ import (
 type Tokenizer interface {
 	// Encode returns HF's tokenizer(text)["input_ids"] when addSpecial is true, and
 	// encode(text, add_special_tokens=False) otherwise. No truncation, no padding.
+	// Invalid UTF-8 bytes are read as U+FFFD. A token that is neither in the
+	// vocabulary nor covered by an unknown token (possible only with a vocabulary
+	// lacking byte symbols and an unk_token) is left out.
 	Encode(text string, addSpecial bool) []int
 	// Tokens returns HF's tokenize(text): the vocabulary strings, without special
 	// tokens added around the sequence.
@@ -192,9 +195,14 @@ const (
 
 var roleKeys = [7]string{"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}
 
+// MaxLength implements Info.
 func (t *tok) MaxLength() int { return t.maxLength }
-func (t *tok) Kind() Kind     { return t.kind }
-func (t *tok) Class() string  { return t.class }
+
+// Kind implements Info.
+func (t *tok) Kind() Kind { return t.kind }
+
+// Class implements Info.
+func (t *tok) Class() string { return t.class }
 
 // TokenToID implements Tokenizer.
 func (t *tok) TokenToID(s string) (int, bool) {
