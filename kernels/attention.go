@@ -312,6 +312,12 @@ func attnTask(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, sc *
 	const bk = attnKeyBlock
 	d := p.HeadDim
 	kEnd := attnLimit(p, s, i1-1) // the last query sees the most keys
+	if kEnd == 0 {
+		for b0 := i0; b0 < i1; b0 += attnQueryBlock {
+			attnBlock(p, s, h, b0, min(b0+attnQueryBlock, i1), vec, &attnKV{}, sc) // zero rows
+		}
+		return
+	}
 	col := h * d
 	kv := attnKV{v: s.V[col:], ldv: s.LDV, bias: s.KeyBias}
 	packK := true // whether the portable path should copy the keys

@@ -426,6 +426,27 @@ func TestAttentionThreadsInvariance(t *testing.T) {
 	}
 }
 
+// TestAttentionEmpty: no queries writes nothing; no keys gives zero rows.
+func TestAttentionEmpty(t *testing.T) {
+	p := AttentionParams{Heads: 2, HeadDim: 8, Scale: 0.3}
+	q := make([]float32, 3*16)
+	for i := range q {
+		q[i] = float32(i) + 1
+	}
+	out := make([]float32, 3*16)
+	poison(out)
+	Attention(p, q, 0, 16, nil, 16, nil, 16, 0, out, 16)
+	if !math.IsNaN(float64(out[0])) {
+		t.Fatal("qLen 0 wrote the output")
+	}
+	Attention(p, q, 3, 16, nil, 16, nil, 16, 0, out, 16)
+	for i, v := range out {
+		if v != 0 {
+			t.Fatalf("kLen 0: out[%d] = %g, want 0", i, v)
+		}
+	}
+}
+
 func TestAttentionBadInput(t *testing.T) {
 	q := make([]float32, 64)
 	for _, tc := range []struct {
