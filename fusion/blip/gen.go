@@ -96,6 +96,8 @@ func decodeConfig(tc bert.Config, opts fusion.GenerateOptions, promptLen int) (g
 		return c, fmt.Errorf("blip: no_repeat_ngram_size %d is not supported yet (only 0)", ngram)
 	case len(opts.Stop) > 0:
 		return c, fmt.Errorf("blip: stop strings are not supported yet")
+	case len(g.Unsupported) > 0:
+		return c, fmt.Errorf("blip: text_config sets generation options this decoder does not implement: %v", g.Unsupported)
 	}
 	return c, nil
 }

@@ -67,6 +67,7 @@ func TestDecodeConfig(t *testing.T) {
 		{"no_repeat_ngram", base, fusion.GenerateOptions{NoRepeatNgramSize: 3}, 1},
 		{"stop strings", base, fusion.GenerateOptions{Stop: []string{"."}}, 1},
 		{"negative max", base, fusion.GenerateOptions{MaxNewTokens: -1}, 1},
+		{"config forced eos", withGen(func(g *bert.GenDefaults) { g.Unsupported = []string{"forced_eos_token_id"} }), fusion.GenerateOptions{}, 1},
 	} {
 		t.Run("rejects "+bad.name, func(t *testing.T) {
 			if _, err := decodeConfig(bad.tc, bad.opts, bad.promptLen); err == nil {

@@ -260,6 +260,10 @@ func TestParseConfigDefaults(t *testing.T) {
 				!c.CrossAttention && c.Gen.MaxLength == 30 && c.Gen.NumBeams == 3 && c.Gen.EarlyStopping == "never"
 		}},
 		{"eos list", `{"eos_token_id": [5, 6]}`, func(c Config) bool { return c.EOS == 5 }},
+		{"no-op generation keys", `{"num_beam_groups": 1, "forced_eos_token_id": null, "bad_words_ids": null}`, func(c Config) bool { return len(c.Gen.Unsupported) == 0 }},
+		{"unsupported generation keys", `{"num_beam_groups": 2, "forced_eos_token_id": 102}`, func(c Config) bool {
+			return len(c.Gen.Unsupported) == 2 && c.Gen.Unsupported[0] == "forced_eos_token_id" && c.Gen.Unsupported[1] == "num_beam_groups"
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

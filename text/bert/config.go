@@ -53,6 +53,10 @@ type GenDefaults struct {
 	RepetitionPenalty float64 // repetition_penalty (1.0)
 	NoRepeatNgramSize int     // no_repeat_ngram_size (0)
 	DoSample          bool    // do_sample (false)
+	// Unsupported lists generation settings present with a non-default
+	// value that change HF's decoding but are not implemented here
+	// (e.g. num_beam_groups, forced_eos_token_id); decoding refuses them.
+	Unsupported []string
 }
 
 // DefaultConfig returns HF 4.40 BlipTextConfig's class defaults.
@@ -164,12 +168,41 @@ func ParseConfig(raw []byte) (Config, error) {
 	if h.DoSample != nil {
 		g.DoSample = *h.DoSample
 	}
+	unsupported, err := unsupportedGeneration(raw)
+	if err != nil {
+		return c, err
+	}
+	g.Unsupported = unsupported
 	if es, err := ParseEarlyStopping(h.EarlyStopping); err != nil {
 		return c, fmt.Errorf("bert: text_config: %w", err)
 	} else if es != "" {
 		g.EarlyStopping = es
 	}
 	return c, c.Validate()
+}
+
+// unsupportedGeneration lists the generation keys of a config dict that
+// are set to something other than HF's no-op default and that this
+// decoder does not implement.
+func unsupportedGeneration(raw []byte) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("bert: text_config: %w", err)
+	}
+	var out []string
+	for _, k := range []string{"forced_bos_token_id", "forced_eos_token_id", "bad_words_ids", "suppress_tokens",
+		"begin_suppress_tokens", "exponential_decay_length_penalty", "sequence_bias"} {
+		if v, ok := m[k]; ok && string(v) != "null" {
+			out = append(out, k)
+		}
+	}
+	if v, ok := m["num_beam_groups"]; ok && string(v) != "null" && string(v) != "1" {
+		out = append(out, "num_beam_groups")
+	}
+	return out, nil
 }
 
 // ParseEarlyStopping reads an HF early_stopping JSON value (true, false or
