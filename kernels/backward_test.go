@@ -324,7 +324,9 @@ func TestEmbeddingBackward(t *testing.T) {
 
 func TestBackwardSizeErrorsPanic(t *testing.T) {
 	for name, fn := range map[string]func(){
-		"linear":    func() { LinearBackward(make([]float32, 2), nil, nil, make([]float32, 1), nil, make([]float32, 4), 1, 2, 2) },
+		"linear": func() {
+			LinearBackward(make([]float32, 2), nil, nil, make([]float32, 1), nil, make([]float32, 4), 1, 2, 2)
+		},
 		"embedding": func() { EmbeddingBackward(make([]float32, 6), make([]float32, 3), 3, []int{2}) },
 		"target":    func() { CrossEntropy(make([]float32, 4), 2, 2, []int{0, 5}, -100, 0, nil, 1) },
 	} {
