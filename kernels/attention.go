@@ -142,7 +142,7 @@ func PrepareKeys(p AttentionParams, k []float32, ldk, kLen int) *AttentionKeys {
 		ak.headStride = kLen * d
 	}
 	ak.data = make([]float32, p.Heads*ak.headStride)
-	for h := 0; h < p.Heads; h++ {
+	for h := 0; h < p.Heads && kLen > 0; h++ {
 		dst := ak.data[h*ak.headStride : (h+1)*ak.headStride]
 		if ak.vec {
 			packKeysT(dst, k[h*d:], ldk, kLen, d)

@@ -445,6 +445,14 @@ func TestAttentionEmpty(t *testing.T) {
 			t.Fatalf("kLen 0: out[%d] = %g, want 0", i, v)
 		}
 	}
+	poison(out)
+	ak := PrepareKeys(p, nil, 16, 0)
+	AttentionBatch(p, []AttentionSeq{{Q: q, QLen: 3, LDQ: 16, Keys: ak, Out: out, LDO: 16}})
+	for i, v := range out {
+		if v != 0 {
+			t.Fatalf("kLen 0, prepared keys: out[%d] = %g, want 0", i, v)
+		}
+	}
 }
 
 func TestAttentionBadInput(t *testing.T) {
