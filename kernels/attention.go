@@ -469,15 +469,26 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 	}
 }
 
-// attnDotsGo is the portable attnDotsAVX2: s[j] = (Σ_t q[t]·k[j·ldk+t])·scale
-// (+ bias[j]), summed in increasing t.
+// attnDotsGo is the portable score kernel: s[j] = (Σ_t q[t]·k[j·ldk+t])·
+// scale (+ bias[j]), the sum taken as four partial sums over t ≡ 0, 1, 2,
+// 3 (mod 4) in increasing t, combined as (p0+p1)+(p2+p3), then the
+// remaining t in order — the same for every key.
 func attnDotsGo(s, q, k []float32, ldk, d int, scale float32, bias []float32) {
 	q = q[:d]
+	d4 := d &^ 3
 	for j := range s {
 		kj := k[j*ldk : j*ldk+d]
-		var acc float32
-		for t, x := range q {
-			acc += x * kj[t]
+		var a0, a1, a2, a3 float32
+		for t := 0; t < d4; t += 4 {
+			qq, kk := q[t:t+4:t+4], kj[t:t+4:t+4]
+			a0 += qq[0] * kk[0]
+			a1 += qq[1] * kk[1]
+			a2 += qq[2] * kk[2]
+			a3 += qq[3] * kk[3]
+		}
+		acc := (a0 + a1) + (a2 + a3)
+		for t := d4; t < d; t++ {
+			acc += q[t] * kj[t]
 		}
 		acc *= scale
 		if bias != nil {
@@ -491,9 +502,17 @@ func attnDotsGo(s, q, k []float32, ldk, d int, scale float32, bias []float32) {
 // increasing j.
 func attnAxpyGo(o, p, v []float32, ldv, d int) {
 	o = o[:d]
+	d4 := d &^ 3
 	for j, pj := range p {
 		vj := v[j*ldv : j*ldv+d]
-		for t := range o {
+		for t := 0; t < d4; t += 4 {
+			oo, vv := o[t:t+4:t+4], vj[t:t+4:t+4]
+			oo[0] += pj * vv[0]
+			oo[1] += pj * vv[1]
+			oo[2] += pj * vv[2]
+			oo[3] += pj * vv[3]
+		}
+		for t := d4; t < d; t++ {
 			o[t] += pj * vj[t]
 		}
 	}
