@@ -47,41 +47,42 @@ const (
 //
 // where x[i,h] is the HeadDim-wide slice at columns h·HeadDim of row i.
 // q has qLen rows (leading dimension ldq); k and v have kLen rows (ldk,
-// ldv); out has qLen rows (ldo). Causally masked keys get weight exactly 0
-// (they are not computed at all); so do keys whose score is −Inf. A query
-// that can attend to no key (causal with qLen > kLen, or every bias −Inf)
-// gets a zero output row. Keys masked with a finite bias such as −10000 or
-// −3.4e38 (finfo.min) behave exactly as in PyTorch's softmax (weight
-// exp(bias − max) rounded, i.e. 0 next to any unmasked key).
+// ldv); out has qLen rows (ldo). With Causal, query i sees keys
+// j ≤ i + kLen − qLen; causally masked keys get weight exactly 0 (they are
+// not computed at all), and so do keys whose score is −Inf. A query that
+// can attend to no key (causal with qLen > kLen, kLen = 0, or every bias
+// −Inf) gets a zero output row. Keys masked with a finite bias such as
+// −10000 or −3.4e38 (finfo.min) behave as in PyTorch: the bias is added to
+// the float32 score, so a row whose keys are all at finfo.min attends
+// uniformly, and a masked key next to an unmasked one gets weight 0.
 //
-// Evaluation (flash-attention style, so that no more than one tile of
-// scores exists per worker at a time): work is split into tasks of one head
-// × a run of blocks of 64 queries (runs as long as leaves about four tasks
-// per thread), so a head's keys and values are prepared once per task. On
-// the AVX2 path (HeadDim a multiple of 8)
-// a task first transposes its head's keys into blocks of 64 keys × HeadDim
-// (so that scores are FMA chains over the head dimension, eight keys per
-// vector, with no horizontal sums), and a task with at least 8 queries
-// copies its values into contiguous rows (copies of inputs, not scores).
-// Keys are then visited in blocks of 64 starting at key 0; for one query at
-// a time the scores of one key block are computed, each as
-// (Σ_t q[t]·k[j][t] in increasing t)·Scale + KeyBias[j] (the tile: 64
-// floats, one query × one key block) and an online softmax keeps the query's running
-// maximum m, running sum l (float64) and unnormalised output o (HeadDim
-// floats): when a block raises the maximum, l and o are first scaled by
-// exp(m_old − m_new); then l += Σ exp(s − m) and o += Σ exp(s − m)·v (FMA in
-// increasing key order). Finally out = o·(1/l). The key blocks are the same
-// for every query and a query's arithmetic never depends on the other
-// queries of its task, so the result of query i is bit-for-bit the same
-// whether it is computed alone (e.g. a decode step against a KV cache
-// holding exactly the keys it may see) or with any other queries (batch
-// invariance); that is why the tile is one query × one key block rather
-// than a query block × key block computed by a GEMM whose blocking would
-// depend on qLen. Tasks run in parallel on the worker pool when the
-// problem is large (≥ 2^20 multiply-adds); smaller ones, such as decode
-// steps, run on the calling goroutine. Keys reused by many calls (cross-
-// attention at every decode step) can be laid out once with PrepareKeys
-// and passed through AttentionBatch.
+// Evaluation (flash-attention style: no more than one tile of scores per
+// worker at a time). Work is split into tasks of one head × a run of blocks
+// of 64 queries (runs as long as leaves about four tasks per thread); a
+// task prepares its head's keys once: on the AVX2 path (HeadDim a multiple
+// of 8) it transposes them into blocks of 64 keys (scores become FMA chains
+// over the head dimension, eight keys per vector), and with at least 8
+// queries it copies the values into contiguous rows (copies of inputs, not
+// scores). Keys are visited in blocks of 64 starting at key 0. For one
+// query at a time, the scores of one key block are computed (the tile: 64
+// floats), each as (Σ_t q[t]·k[j][t], summed in a fixed order)·Scale +
+// KeyBias[j], and an online softmax keeps the query's running maximum m,
+// running sum l (float64) and unnormalised output o (HeadDim floats): when
+// a block raises the maximum, l and o are first scaled by exp(m_old −
+// m_new); then l += Σ exp(s − m) and o += Σ exp(s − m)·v (in increasing key
+// order). Finally out = o·float32(1/l).
+//
+// The key blocks are the same for every query and a query's arithmetic
+// never depends on the other queries in the call, so query i's result is
+// bit-for-bit the same whether it is computed alone (e.g. a decode step
+// against a KV cache holding exactly the keys it may see) or with any
+// other queries, and whatever the number of threads (batch invariance).
+// That is why the tile is one query × one key block rather than a query
+// block × key block from a GEMM whose blocking would depend on qLen. Large
+// problems (≥ 2^20 multiply-adds) run in parallel on the worker pool;
+// smaller ones, such as decode steps, on the calling goroutine. Keys that
+// many calls reuse (cross-attention at every decode step) can be prepared
+// once with PrepareKeys and passed through AttentionBatch.
 //
 // Aliasing: out may be the same slice as q with ldo == ldq (each query row
 // is read only before its own output is written); out must not overlap k,
