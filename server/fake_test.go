@@ -80,11 +80,14 @@ func (f *fakeModel) gen(ctx context.Context, img *fusion.ImageState, prompt stri
 		panic("fake model panic")
 	}
 	n := f.maxSteps
+	if prompt == "slow" {
+		n = 50 // 1 s
+	}
 	if opts.MaxNewTokens > 0 && opts.MaxNewTokens < n {
 		n = opts.MaxNewTokens
 	}
 	g := &fusion.Generation{Finish: fusion.FinishEOS, PromptTokens: len(strings.Fields(prompt))}
-	if n < f.maxSteps {
+	if opts.MaxNewTokens > 0 && opts.MaxNewTokens == n {
 		g.Finish = fusion.FinishLength
 	}
 	seed := int(img.Hidden[0]+2*img.Hidden[1]+3*img.Hidden[2]) + len(prompt)

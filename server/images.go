@@ -38,14 +38,14 @@ func (s *Server) imageState(ctx context.Context, e *modelEntry, m fusion.Model, 
 	switch src := img.GetSource().(type) {
 	case *pb.Image_Sha256:
 		key := normalizeSHA(src.Sha256)
-		if st, ok := e.cache.get(key); ok {
+		if st, ok := s.cache.get(e.name + "/" + key); ok {
 			return st, key, 0, nil
 		}
 		return nil, key, 0, notFound("image", key,
 			"%s.sha256: model %s holds no image %s (evicted or never sent); send the image bytes again", field, e.name, key)
 	case *pb.Image_Data:
 		key := hashImage(src.Data)
-		if st, ok := e.cache.get(key); ok {
+		if st, ok := s.cache.get(e.name + "/" + key); ok {
 			return st, key, 0, nil
 		}
 		start := time.Now()
@@ -57,7 +57,7 @@ func (s *Server) imageState(ctx context.Context, e *modelEntry, m fusion.Model, 
 		if err != nil {
 			return nil, key, 0, err
 		}
-		e.cache.put(key, st)
+		s.cache.put(e.name+"/"+key, st)
 		return st, key, time.Since(start), nil
 	}
 	return nil, "", 0, invalidArgument(violation(field, "an image is required (data or sha256)"))

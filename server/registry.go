@@ -11,9 +11,8 @@ import (
 
 // modelEntry is one configured model.
 type modelEntry struct {
-	name  string
-	dir   string
-	cache *imageCache
+	name string
+	dir  string
 
 	mu    sync.RWMutex
 	state pb.ModelState
@@ -51,13 +50,13 @@ type registry struct {
 func newRegistry() *registry { return &registry{byName: map[string]*modelEntry{}} }
 
 // add registers a new entry in the LOADING state.
-func (r *registry) add(name, dir string, cacheBytes int64) (*modelEntry, error) {
+func (r *registry) add(name, dir string) (*modelEntry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.byName[name]; dup {
 		return nil, fmt.Errorf("model %q is already configured", name)
 	}
-	e := &modelEntry{name: name, dir: dir, cache: newImageCache(cacheBytes), state: pb.ModelState_MODEL_STATE_LOADING}
+	e := &modelEntry{name: name, dir: dir, state: pb.ModelState_MODEL_STATE_LOADING}
 	r.order = append(r.order, e)
 	r.byName[name] = e
 	return e, nil

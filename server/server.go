@@ -50,6 +50,7 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	svc    *service
+	cache  *imageCache // encoded images of every model, keyed by model + "/" + sha256
 
 	loadFn func(dir string) (fusion.Model, error)
 	extra  []grpc.ServerOption
@@ -89,13 +90,14 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		adm:    newAdmission(cfg.MaxConcurrent, cfg.MaxQueue, cfg.RetryAfter),
 		health: health.NewServer(),
 		loadFn: fusion.Load,
+		cache:  newImageCache(cfg.ImageCacheBytes),
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	s.svc = &service{s: s}
 	for _, m := range cfg.Models {
-		if _, err := s.reg.add(m.Name, m.Dir, cfg.ImageCacheBytes); err != nil {
+		if _, err := s.reg.add(m.Name, m.Dir); err != nil {
 			return nil, &ConfigError{Flag: "model", Msg: err.Error()}
 		}
 	}
@@ -134,7 +136,7 @@ func (s *Server) AddModel(name string, m fusion.Model) error {
 	if err := validModelName(name); err != nil {
 		return err
 	}
-	e, err := s.reg.add(name, "", s.cfg.ImageCacheBytes)
+	e, err := s.reg.add(name, "")
 	if err != nil {
 		return err
 	}

@@ -487,7 +487,8 @@ func TestQueueWaits(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = h.cli.Caption(ctx, &pb.CaptionRequest{Model: "cap", Image: imgData(red), Prompt: "slow"})
+			_, errs[i] = h.cli.Caption(ctx, &pb.CaptionRequest{Model: "cap", Image: imgData(red), Prompt: "slow",
+				Options: &pb.GenerationOptions{MaxNewTokens: 3}})
 		}()
 	}
 	wg.Wait()
@@ -498,7 +499,7 @@ func TestQueueWaits(t *testing.T) {
 
 func TestDeadline(t *testing.T) {
 	h := start(t, nil)
-	ctx, cancel := context.WithTimeout(testCtx(t), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
 	defer cancel()
 	_, err := h.cli.Caption(ctx, &pb.CaptionRequest{Model: "cap", Image: imgData(red), Prompt: "slow"})
 	wantCode(t, err, codes.DeadlineExceeded, "")
