@@ -55,6 +55,10 @@ func loadFuzzToks(t testing.TB) {
 
 func addSeeds(f *testing.F) {
 	loadFuzzToks(f)
+	// Small stream windows, so that fuzzed streams move their anchor often.
+	old := streamWindow
+	streamWindow = 2
+	f.Cleanup(func() { streamWindow = old })
 	for _, s := range fuzzToks.seeds {
 		f.Add(s)
 	}

@@ -11,6 +11,27 @@ import (
 // that the clean-up rewrites) for every tokenizer kind and checks the pieces against
 // Decode.
 func TestStreamRandomIDs(t *testing.T) {
+	testStreamRandomIDs(t, 24)
+}
+
+// TestStreamRandomIDsSmallWindow repeats it with anchors moved every few ids, so that
+// windowed decoding is exercised on long sequences.
+func TestStreamRandomIDsSmallWindow(t *testing.T) {
+	old := streamWindow
+	streamWindow = 2
+	defer func() { streamWindow = old }()
+	testStreamRandomIDs(t, 80)
+	for _, name := range []string{"bert-base-uncased", "gpt2"} {
+		tk := mustLoad(t, filepath.Join(goldenDir, name))
+		for _, c := range readGolden(t, name).Cases {
+			for _, skip := range []bool{true, false} {
+				checkStream(t, tk, c.IDsWithSpecial, skip)
+			}
+		}
+	}
+}
+
+func testStreamRandomIDs(t *testing.T, maxLen int) {
 	dirs := []string{
 		filepath.Join(goldenDir, "bert-base-uncased"),
 		filepath.Join(goldenDir, "gpt2"),
@@ -35,7 +56,7 @@ func TestStreamRandomIDs(t *testing.T) {
 				tricky = append(tricky, id)
 			}
 			for iter := 0; iter < 300; iter++ {
-				ids := make([]int, rng.Intn(24))
+				ids := make([]int, rng.Intn(maxLen))
 				for i := range ids {
 					switch r := rng.Intn(10); {
 					case r < 5 && len(tricky) > 0:
