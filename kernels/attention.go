@@ -273,6 +273,7 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 // one key block and the online-softmax state of one query block.
 type attnScratch struct {
 	s    []float32 // attnKeyBlock scores
+	s2   []float32 // the second query's scores (two-query kernels)
 	kv   []float32 // contiguous values (and keys, portable path) of one head
 	kt   []float32 // transposed key blocks (assembly path)
 	bias []float32 // zero-padded key bias (assembly path)
@@ -291,6 +292,7 @@ func getAttnScratch(d int) *attnScratch {
 	}
 	return &attnScratch{
 		s:    make([]float32, attnKeyBlock),
+		s2:   make([]float32, attnKeyBlock),
 		o:    make([]float32, attnQueryBlock*d),
 		m:    make([]float32, attnQueryBlock),
 		l:    make([]float64, attnQueryBlock),
@@ -407,20 +409,44 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 	bias := kv.bias
 	for kb := 0; kb < kEnd; kb += bk {
 		vblk := kv.v[kb*kv.ldv:]
+		var bp *float32
+		if vec && bias != nil {
+			bp = &bias[kb]
+		}
 		for r := 0; r < rows; r++ {
 			i := i0 + r
 			n := min(bk, attnLimit(p, s, i)-kb)
 			if n <= 0 {
 				continue
 			}
-			sv := sc.s[:n]
 			qi := s.Q[i*s.LDQ+col : i*s.LDQ+col+d]
 			o := sc.o[r*d : r*d+d]
-			if vec {
-				var bp *float32
-				if bias != nil {
-					bp = &bias[kb]
+			if vec && r+1 < rows {
+				// Two queries at once: the same arithmetic per query as below,
+				// sharing the loads of keys and values.
+				n1 := min(bk, attnLimit(p, s, i+1)-kb) // ≥ n
+				q1 := s.Q[(i+1)*s.LDQ+col : (i+1)*s.LDQ+col+d]
+				o1 := sc.o[(r+1)*d : (r+1)*d+d]
+				attnDotsT2AVX2(&sc.s[0], &sc.s2[0], &qi[0], &q1[0], &kv.kt[kb*d], d, (n1+7)/8, p.Scale, bp)
+				sv0, sv1 := sc.s[:n], sc.s2[:n1]
+				a0 := sc.softmaxStep(r, sv0, o)
+				a1 := sc.softmaxStep(r+1, sv1, o1)
+				switch {
+				case a0 && a1:
+					attnAxpy2AVX2(&o[0], &o1[0], &sv0[0], &sv1[0], &vblk[0], kv.ldv, n, d)
+					if n1 > n {
+						attnAxpyAVX2(&o1[0], &sv1[n], &vblk[n*kv.ldv], kv.ldv, n1-n, d)
+					}
+				case a0:
+					attnAxpyAVX2(&o[0], &sv0[0], &vblk[0], kv.ldv, n, d)
+				case a1:
+					attnAxpyAVX2(&o1[0], &sv1[0], &vblk[0], kv.ldv, n1, d)
 				}
+				r++
+				continue
+			}
+			sv := sc.s[:n]
+			if vec {
 				attnDotsTAVX2(&sc.s[0], &qi[0], &kv.kt[kb*d], d, (n+7)/8, p.Scale, bp)
 			} else {
 				var bb []float32
@@ -429,21 +455,9 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 				}
 				attnDotsGo(sv, qi, kv.k[kb*kv.ldk:], kv.ldk, d, p.Scale, bb)
 			}
-			mb := maxF32(sv)
-			if math.IsInf(float64(mb), -1) {
-				continue // every key of the block has weight exactly 0
+			if !sc.softmaxStep(r, sv, o) {
+				continue
 			}
-			switch {
-			case !sc.seen[r]:
-				sc.seen[r] = true
-				sc.m[r] = mb
-			case mb > sc.m[r]:
-				c := float32(math.Exp(float64(sc.m[r] - mb)))
-				sc.l[r] *= float64(c)
-				scaleF32(o, c)
-				sc.m[r] = mb
-			}
-			sc.l[r] += expShiftSum(sv, sc.m[r])
 			if vec {
 				attnAxpyAVX2(&o[0], &sv[0], &vblk[0], kv.ldv, n, d)
 			} else {
@@ -468,6 +482,29 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 			}
 		}
 	}
+}
+
+// softmaxStep folds one key block's scores sv into query r's online
+// softmax: it rescales o and l when the block raises the maximum and
+// replaces sv by exp(sv − m). It reports false (and changes nothing) when
+// every score is −Inf: the block then contributes exactly nothing.
+func (sc *attnScratch) softmaxStep(r int, sv, o []float32) bool {
+	mb := maxF32(sv)
+	if math.IsInf(float64(mb), -1) {
+		return false
+	}
+	switch {
+	case !sc.seen[r]:
+		sc.seen[r] = true
+		sc.m[r] = mb
+	case mb > sc.m[r]:
+		c := float32(math.Exp(float64(sc.m[r] - mb)))
+		sc.l[r] *= float64(c)
+		scaleF32(o, c)
+		sc.m[r] = mb
+	}
+	sc.l[r] += expShiftSum(sv, sc.m[r])
+	return true
 }
 
 // attnDotsGo is the portable score kernel: s[j] = (Σ_t q[t]·k[j·ldk+t])·

@@ -61,6 +61,18 @@ func attnPackKTAVX2(dst, k *float32, ldk, groups, d int)
 //go:noescape
 func attnDotsTAVX2(s, q, kt *float32, d, groups int, scale float32, bias *float32)
 
+// attnDotsT2AVX2 is attnDotsTAVX2 for two queries (q0 → s0, q1 → s1)
+// sharing the key loads; every score is the same FMA chain.
+//
+//go:noescape
+func attnDotsT2AVX2(s0, s1, q0, q1, kt *float32, d, groups int, scale float32, bias *float32)
+
+// attnAxpy2AVX2 is attnAxpyAVX2 for two queries over the same n value rows
+// (o0 += Σ p0[j]·v[j], o1 += Σ p1[j]·v[j]), each in increasing j.
+//
+//go:noescape
+func attnAxpy2AVX2(o0, o1, p0, p1, v *float32, ldv, n, d int)
+
 // attnAxpyAVX2 sets o[t] += Σ_j p[j]·v[j·ldv+t] for t < d, accumulating
 // over j in increasing order with FMA; d must be a positive multiple of 8.
 //

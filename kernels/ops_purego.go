@@ -25,4 +25,8 @@ func attnPackKTAVX2(dst, k *float32, ldk, groups, d int)              { panic(no
 func attnDotsTAVX2(s, q, kt *float32, d, groups int, scale float32, bias *float32) {
 	panic(noAsm)
 }
-func attnAxpyAVX2(o, p, v *float32, ldv, n, d int) { panic(noAsm) }
+func attnDotsT2AVX2(s0, s1, q0, q1, kt *float32, d, groups int, scale float32, bias *float32) {
+	panic(noAsm)
+}
+func attnAxpy2AVX2(o0, o1, p0, p1, v *float32, ldv, n, d int) { panic(noAsm) }
+func attnAxpyAVX2(o, p, v *float32, ldv, n, d int)            { panic(noAsm) }
