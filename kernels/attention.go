@@ -64,9 +64,10 @@ const (
 // over the head dimension, eight keys per vector), and with at least 8
 // queries it copies the values into contiguous rows (copies of inputs, not
 // scores). Keys are visited in blocks of 64 starting at key 0. For one
-// query at a time, the scores of one key block are computed (the tile: 64
-// floats), each as (Σ_t q[t]·k[j][t], summed in a fixed order)·Scale +
-// KeyBias[j], and an online softmax keeps the query's running maximum m,
+// query at a time (or two, sharing the loads of keys and values, with the
+// same arithmetic), the scores of one key block are computed (the tile: 64
+// floats per query), each as (Σ_t q[t]·k[j][t], summed in a fixed
+// order)·Scale + KeyBias[j], and an online softmax keeps the query's running maximum m,
 // running sum l (float64) and unnormalised output o (HeadDim floats): when
 // a block raises the maximum, l and o are first scaled by exp(m_old −
 // m_new); then l += Σ exp(s − m) and o += Σ exp(s − m)·v (in increasing key
