@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"os"
 	"path/filepath"
@@ -317,30 +318,55 @@ func (p *Processor) resizeTarget(h, w int) (int, int) {
 	return s, newLong
 }
 
+// maxResizeSide caps the resize target of a shortest-edge resize without a centre crop (HF has
+// no cap: an image 1 pixel tall would become 224 × 224·width). Only such configurations, which
+// the fixed-size vision encoders served here cannot use anyway, are affected.
+const maxResizeSide = 16384
+
 // Resize returns the uint8 image HF normalises: resized with PIL's filter (if DoResize) and
-// centre-cropped with zero padding (if DoCenterCrop). The input is not modified.
+// centre-cropped with zero padding (if DoCenterCrop). With a crop only the cropped window of the
+// resize is computed (bit-identical, and bounded however extreme the aspect ratio). The input is
+// not modified. Safe for concurrent use.
 func (p *Processor) Resize(img *RGB) *RGB {
-	out := img
+	h, w := img.H, img.W
 	if p.DoResize {
-		h, w := p.resizeTarget(img.H, img.W)
-		r, err := ResizePIL(img, w, h, p.Resample)
-		if err != nil { // only for empty images or impossible settings rejected by validate
-			r = NewRGB(max(w, 0), max(h, 0))
+		h, w = p.resizeTarget(img.H, img.W)
+	}
+	if !p.DoCenterCrop {
+		if !p.DoResize {
+			return cropRGB(img, image.Rect(0, 0, img.W, img.H))
 		}
-		out = r
+		h, w = min(h, maxResizeSide), min(w, maxResizeSide)
+		r, err := ResizePIL(img, w, h, p.Resample)
+		if err != nil { // only for an empty input image
+			return NewRGB(max(w, 0), max(h, 0))
+		}
+		return r
 	}
-	if p.DoCenterCrop {
-		out = centerCrop(out, p.CropHeight, p.CropWidth)
+	oh, ow, sy0, sx0 := cropGeometry(h, w, p.CropHeight, p.CropWidth)
+	win := image.Rect(sx0, sy0, sx0+ow, sy0+oh).Intersect(image.Rect(0, 0, w, h))
+	var part *RGB
+	if p.DoResize {
+		var err error
+		if part, err = ResizePILRegion(img, w, h, p.Resample, win); err != nil {
+			part = NewRGB(0, 0)
+		}
+	} else if !win.Empty() {
+		part = cropRGB(img, win)
 	}
-	if out == img {
-		out = &RGB{W: img.W, H: img.H, Pix: append([]uint8(nil), img.Pix...)}
+	out := NewRGB(ow, oh) // zeros: HF pads with 0 before cropping
+	if part != nil {
+		dx, dy := win.Min.X-sx0, win.Min.Y-sy0
+		for y := 0; y < part.H; y++ {
+			copy(out.Pix[((dy+y)*ow+dx)*3:], part.Pix[y*part.W*3:(y+1)*part.W*3])
+		}
 	}
 	return out
 }
 
-// centerCrop is transformers.image_transforms.center_crop on an HWC uint8 image.
-func centerCrop(img *RGB, ch, cw int) *RGB {
-	h, w := img.H, img.W
+// cropGeometry is transformers.image_transforms.center_crop's arithmetic for an h×w image and an
+// ch×cw crop: the output is oh×ow and out(x, y) = in(x+sx0, y+sy0), zero where that is outside.
+func cropGeometry(h, w, ch, cw int) (oh, ow, sy0, sx0 int) {
 	floorDiv := func(a, b int) int {
 		q := a / b
 		if (a%b != 0) && ((a < 0) != (b < 0)) {
@@ -349,27 +375,32 @@ func centerCrop(img *RGB, ch, cw int) *RGB {
 		return q
 	}
 	top, left := floorDiv(h-ch, 2), floorDiv(w-cw, 2)
-	// Pad (conceptually) to max(ch,h)×max(cw,w) with the image at ceil((new−old)/2), then
-	// shift the crop window by the same amount and clip it to the padded image.
+	// HF pads to max(ch,h)×max(cw,w) with the image at ceil((new−old)/2), shifts the crop
+	// window by the same amount and clips it to the padded image.
 	nh, nw := max(ch, h), max(cw, w)
 	padT, padL := (nh-h+1)/2, (nw-w+1)/2
 	top += padT
 	left += padL
 	bottom, right := min(top+ch, nh), min(left+cw, nw)
 	top, left = max(top, 0), max(left, 0)
-	oh, ow := max(bottom-top, 0), max(right-left, 0)
+	return max(bottom-top, 0), max(right-left, 0), top - padT, left - padL
+}
+
+// centerCrop is transformers.image_transforms.center_crop on an HWC uint8 image.
+func centerCrop(img *RGB, ch, cw int) *RGB {
+	oh, ow, sy0, sx0 := cropGeometry(img.H, img.W, ch, cw)
 	out := NewRGB(ow, oh)
 	for y := 0; y < oh; y++ {
-		sy := top + y - padT
-		if sy < 0 || sy >= h {
+		sy := y + sy0
+		if sy < 0 || sy >= img.H {
 			continue
 		}
 		for x := 0; x < ow; x++ {
-			sx := left + x - padL
-			if sx < 0 || sx >= w {
+			sx := x + sx0
+			if sx < 0 || sx >= img.W {
 				continue
 			}
-			copy(out.Pix[(y*ow+x)*3:(y*ow+x)*3+3], img.Pix[(sy*w+sx)*3:])
+			copy(out.Pix[(y*ow+x)*3:(y*ow+x)*3+3], img.Pix[(sy*img.W+sx)*3:])
 		}
 	}
 	return out

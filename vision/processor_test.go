@@ -1,7 +1,9 @@
 package vision
 
 import (
+	"bytes"
 	"errors"
+	"image"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,5 +253,89 @@ func TestBoxHalvingIsRoundedMean(t *testing.T) {
 	}
 	if _, err := ResizePIL(src, 3, 3, 9); err == nil {
 		t.Error("unknown filter accepted")
+	}
+}
+
+func noisy(w, h int, seed uint32) *RGB {
+	m := NewRGB(w, h)
+	for i := range m.Pix {
+		seed = seed*1664525 + 1013904223
+		m.Pix[i] = uint8(seed >> 24)
+	}
+	return m
+}
+
+// TestResizeRegionMatchesFullResize: computing only a window of a resize must give exactly the
+// same pixels as resizing everything and cropping.
+func TestResizeRegionMatchesFullResize(t *testing.T) {
+	src := noisy(37, 23, 1)
+	for filter := 0; filter <= 5; filter++ {
+		for _, sz := range [][2]int{{11, 7}, {90, 61}, {37, 50}, {80, 23}, {1, 1}} {
+			full, err := ResizePIL(src, sz[0], sz[1], filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []image.Rectangle{
+				image.Rect(0, 0, sz[0], sz[1]), image.Rect(sz[0]/3, sz[1]/4, sz[0]-sz[0]/5, sz[1]),
+				image.Rect(sz[0]-1, sz[1]-1, sz[0], sz[1]), image.Rect(-5, -5, 3, 2),
+			} {
+				got, err := ResizePILRegion(src, sz[0], sz[1], filter, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := cropRGB(full, r.Intersect(image.Rect(0, 0, sz[0], sz[1])))
+				if got.W != want.W || got.H != want.H || !bytes.Equal(got.Pix, want.Pix) {
+					t.Fatalf("filter %d, %v, window %v: region differs from the full resize", filter, sz, r)
+				}
+			}
+		}
+	}
+}
+
+func TestProcessorResizeEqualsResizeThenCrop(t *testing.T) {
+	cfgs := []string{
+		`{"image_processor_type": "CLIPImageProcessor"}`,
+		`{"image_processor_type": "CLIPImageProcessor", "size": 8, "crop_size": {"height": 12, "width": 5}}`,
+		`{"image_processor_type": "CLIPImageProcessor", "do_resize": false, "crop_size": {"height": 30, "width": 9}}`,
+		`{"image_processor_type": "CLIPImageProcessor", "size": {"height": 20, "width": 31}, "crop_size": 25, "resample": 0}`,
+	}
+	for _, cfg := range cfgs {
+		p, err := NewProcessor([]byte(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, src := range []*RGB{noisy(37, 23, 2), noisy(16, 41, 3), noisy(300, 4, 4), noisy(3, 3, 5)} {
+			full := src
+			if p.DoResize {
+				h, w := p.resizeTarget(src.H, src.W)
+				if full, err = ResizePIL(src, w, h, p.Resample); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := centerCrop(full, p.CropHeight, p.CropWidth)
+			got := p.Resize(src)
+			if got.W != want.W || got.H != want.H || !bytes.Equal(got.Pix, want.Pix) {
+				t.Fatalf("%s on %d×%d: windowed resize+crop differs (%d×%d vs %d×%d)", cfg, src.W, src.H, got.W, got.H, want.W, want.H)
+			}
+		}
+	}
+}
+
+// TestExtremeAspectRatioIsBounded: a 40000×1 image under CLIP's shortest-edge rule would be
+// resized to 8 960 000×224 (6 GB) before the crop; only the crop is computed here.
+func TestExtremeAspectRatioIsBounded(t *testing.T) {
+	src := noisy(40000, 1, 6)
+	p, _ := NewProcessor([]byte(`{"image_processor_type": "CLIPImageProcessor"}`))
+	var out []float32
+	alloc := allocDuring(func() { out = p.Preprocess(src) })
+	if len(out) != 3*224*224 {
+		t.Fatalf("%d values", len(out))
+	}
+	if alloc > 16<<20 {
+		t.Fatalf("allocated %.1f MiB", float64(alloc)/(1<<20))
+	}
+	q, _ := NewProcessor([]byte(`{"image_processor_type": "CLIPImageProcessor", "do_center_crop": false}`))
+	if r := q.Resize(src); r.W > maxResizeSide || r.H != 224 {
+		t.Fatalf("uncropped shortest-edge resize not capped: %d×%d", r.W, r.H)
 	}
 }

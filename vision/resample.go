@@ -2,6 +2,7 @@ package vision
 
 import (
 	"fmt"
+	"image"
 	"math"
 )
 
@@ -102,8 +103,9 @@ type pilCoeffs struct {
 }
 
 // precomputeCoeffs mirrors PIL's precompute_coeffs + normalize_coeffs_8bpc for the box
-// [0, inSize) mapped onto outSize pixels.
-func precomputeCoeffs(inSize, outSize int, flt pilFilter) pilCoeffs {
+// [0, inSize) mapped onto outSize pixels, for the count output pixels from start on (PIL
+// computes them all; each pixel's weights depend only on its own position, so a window is exact).
+func precomputeCoeffs(inSize, outSize int, flt pilFilter, start, count int) pilCoeffs {
 	scale := float64(inSize) / float64(outSize)
 	filterscale := scale
 	if filterscale < 1 {
@@ -111,9 +113,10 @@ func precomputeCoeffs(inSize, outSize int, flt pilFilter) pilCoeffs {
 	}
 	support := flt.support * filterscale
 	ksize := int(math.Ceil(support))*2 + 1
-	c := pilCoeffs{ksize: ksize, bounds: make([]int, 2*outSize), k: make([]int32, outSize*ksize)}
+	c := pilCoeffs{ksize: ksize, bounds: make([]int, 2*count), k: make([]int32, count*ksize)}
 	w := make([]float64, ksize)
-	for xx := 0; xx < outSize; xx++ {
+	for i := 0; i < count; i++ {
+		xx := start + i
 		center := (float64(xx) + 0.5) * scale
 		ss := 1 / filterscale
 		xmin := int(center - support + 0.5) // C (int) truncates toward zero
@@ -137,7 +140,7 @@ func precomputeCoeffs(inSize, outSize int, flt pilFilter) pilCoeffs {
 			w[x] = v
 			ww += v
 		}
-		k := c.k[xx*ksize : (xx+1)*ksize]
+		k := c.k[i*ksize : (i+1)*ksize]
 		for x := 0; x < n; x++ {
 			v := w[x]
 			if ww != 0 {
@@ -149,7 +152,7 @@ func precomputeCoeffs(inSize, outSize int, flt pilFilter) pilCoeffs {
 				k[x] = int32(0.5 + v*(1<<precisionBits))
 			}
 		}
-		c.bounds[2*xx], c.bounds[2*xx+1] = xmin, n
+		c.bounds[2*i], c.bounds[2*i+1] = xmin, n
 	}
 	return c
 }
@@ -169,51 +172,68 @@ func clip8(v int32) uint8 {
 // image (reducing_gap=None, no box), bit-exact with Pillow's Resample.c (see the comment at the
 // top of this file). filter is a PIL resample number (0 nearest … 5 hamming).
 func ResizePIL(img *RGB, w, h, filter int) (*RGB, error) {
+	return ResizePILRegion(img, w, h, filter, image.Rect(0, 0, w, h))
+}
+
+// ResizePILRegion returns only the pixels in r (clipped to the w×h output) of ResizePIL(img, w,
+// h, filter), computing nothing outside it: a centre crop of a huge resize costs only the crop.
+func ResizePILRegion(img *RGB, w, h, filter int, r image.Rectangle) (*RGB, error) {
 	if w <= 0 || h <= 0 {
 		return nil, fmt.Errorf("vision: resize to %d×%d: sizes must be positive", w, h)
 	}
 	if img.W <= 0 || img.H <= 0 {
 		return nil, fmt.Errorf("vision: cannot resize an empty %d×%d image", img.W, img.H)
 	}
+	r = r.Intersect(image.Rect(0, 0, w, h))
+	if r.Empty() {
+		return NewRGB(0, 0), nil
+	}
 	if img.W == w && img.H == h {
-		out := NewRGB(w, h)
-		copy(out.Pix, img.Pix)
-		return out, nil
+		return cropRGB(img, r), nil
 	}
 	if filter == ResampleNearest {
-		return resizeNearest(img, w, h), nil
+		return resizeNearest(img, w, h, r), nil
 	}
 	flt, ok := pilFilters[filter]
 	if !ok {
 		return nil, fmt.Errorf("vision: unknown resample filter %d (PIL numbers: 0 nearest, 1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)", filter)
 	}
-	cur := img
 	needH := w != img.W
 	needV := h != img.H
-	vert := precomputeCoeffs(img.H, h, flt)
-	if needH {
-		horiz := precomputeCoeffs(img.W, w, flt)
-		// Only the source rows the vertical pass reads are resampled horizontally.
-		first := vert.bounds[0]
-		last := vert.bounds[2*(h-1)] + vert.bounds[2*(h-1)+1]
-		if !needV {
-			first, last = 0, img.H
-		}
-		tmp := NewRGB(w, last-first)
-		horizontalPass(tmp, img, first, horiz)
-		if needV {
-			for i := 0; i < h; i++ {
-				vert.bounds[2*i] -= first
-			}
-		}
-		cur = tmp
-	}
+	// Source rows the output rows of r read (PIL: ybox_first … ybox_last).
+	first, last := r.Min.Y, r.Max.Y
+	var vert pilCoeffs
 	if needV {
-		out := NewRGB(w, h)
-		verticalPass(out, cur, vert)
-		cur = out
+		vert = precomputeCoeffs(img.H, h, flt, r.Min.Y, r.Dy())
+		first = vert.bounds[0]
+		last = vert.bounds[2*(r.Dy()-1)] + vert.bounds[2*(r.Dy()-1)+1]
+		for i := 0; i < r.Dy(); i++ {
+			vert.bounds[2*i] -= first
+		}
 	}
-	return cur, nil
+	var cur *RGB
+	if needH {
+		horiz := precomputeCoeffs(img.W, w, flt, r.Min.X, r.Dx())
+		cur = NewRGB(r.Dx(), last-first)
+		horizontalPass(cur, img, first, horiz)
+	} else {
+		cur = cropRGB(img, image.Rect(r.Min.X, first, r.Max.X, last))
+	}
+	if !needV {
+		return cur, nil
+	}
+	out := NewRGB(r.Dx(), r.Dy())
+	verticalPass(out, cur, vert)
+	return out, nil
+}
+
+// cropRGB copies the rectangle r (inside img) into a new image.
+func cropRGB(img *RGB, r image.Rectangle) *RGB {
+	out := NewRGB(r.Dx(), r.Dy())
+	for y := 0; y < r.Dy(); y++ {
+		copy(out.Pix[y*r.Dx()*3:(y+1)*r.Dx()*3], img.Pix[((r.Min.Y+y)*img.W+r.Min.X)*3:])
+	}
+	return out
 }
 
 func horizontalPass(dst, src *RGB, offset int, c pilCoeffs) {
@@ -254,27 +274,32 @@ func verticalPass(dst, src *RGB, c pilCoeffs) {
 	}
 }
 
-// resizeNearest is PIL's nearest-neighbour resize (ImagingScaleAffine): the source coordinate
-// starts at scale/2 and is accumulated by repeated float64 addition, then truncated.
-func resizeNearest(img *RGB, w, h int) *RGB {
+// resizeNearest is PIL's nearest-neighbour resize (ImagingScaleAffine) restricted to the output
+// rectangle r: the source coordinate starts at scale/2 and is accumulated by repeated float64
+// addition (from pixel 0, as PIL does), then truncated.
+func resizeNearest(img *RGB, w, h int, r image.Rectangle) *RGB {
 	ax := float64(img.W) / float64(w)
 	ay := float64(img.H) / float64(h)
-	xin := make([]int, w)
+	xin := make([]int, r.Dx())
 	xo := ax * 0.5
-	for x := 0; x < w; x++ {
-		xin[x] = min(max(int(xo), 0), img.W-1)
+	for x := 0; x < r.Max.X; x++ {
+		if x >= r.Min.X {
+			xin[x-r.Min.X] = min(max(int(xo), 0), img.W-1)
+		}
 		xo += ax
 	}
-	out := NewRGB(w, h)
+	out := NewRGB(r.Dx(), r.Dy())
 	yo := ay * 0.5
-	for y := 0; y < h; y++ {
-		yi := min(max(int(yo), 0), img.H-1)
-		yo += ay
-		srow := img.Pix[yi*img.W*3:]
-		drow := out.Pix[y*w*3:]
-		for x := 0; x < w; x++ {
-			copy(drow[3*x:3*x+3], srow[3*xin[x]:])
+	for y := 0; y < r.Max.Y; y++ {
+		if y >= r.Min.Y {
+			yi := min(max(int(yo), 0), img.H-1)
+			srow := img.Pix[yi*img.W*3:]
+			drow := out.Pix[(y-r.Min.Y)*r.Dx()*3:]
+			for x := range xin {
+				copy(drow[3*x:3*x+3], srow[3*xin[x]:])
+			}
 		}
+		yo += ay
 	}
 	return out
 }
