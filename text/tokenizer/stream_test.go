@@ -109,3 +109,26 @@ func TestStreamHoldsBackCleanup(t *testing.T) {
 		t.Errorf("pieces %q, want %q (ids %v)", got, want, ids)
 	}
 }
+
+// TestStreamLong streams the ids of a 4 KB prompt (well past several anchor moves) for
+// every kind and checks the pieces against Decode.
+func TestStreamLong(t *testing.T) {
+	text := prompt10KB()[:4096]
+	for _, dir := range []string{filepath.Join(goldenDir, "bert-base-uncased"), filepath.Join(goldenDir, "gpt2"), filepath.Join(e2eDir, "clip"), filepath.Join(e2eDir, "blip-caption")} {
+		tk := mustLoad(t, dir)
+		ids := tk.Encode(text, true)
+		if len(ids) < 400 {
+			t.Fatalf("%s: only %d ids", dir, len(ids))
+		}
+		for _, skip := range []bool{true, false} {
+			checkStream(t, tk, ids, skip)
+		}
+		s := tk.NewStream(true)
+		for _, id := range ids {
+			s.Add(id)
+		}
+		if s.base == 0 {
+			t.Errorf("%s: the stream never moved its anchor over %d ids", dir, len(ids))
+		}
+	}
+}
