@@ -97,6 +97,9 @@ const supportedList = "JPEG, PNG, GIF, WebP, BMP, TIFF"
 
 // describeUnknown says what unrecognised bytes look like, for the error message.
 func describeUnknown(data []byte) string {
+	if len(data) >= 12 && string(data[4:8]) == "ftyp" {
+		return fmt.Sprintf("data is an ISO media file of brand %q (HEIC/AVIF/MP4), which is not supported; convert it to JPEG or PNG", data[8:12])
+	}
 	head := data
 	if len(head) > 16 {
 		head = head[:16]
@@ -245,6 +248,11 @@ func decode(data []byte, lim Limits, applyOrientation bool) (*RGB, error) {
 			perr = pngPlausible(data, cfg)
 		case FormatBMP:
 			perr = bmpPlausible(data, cfg)
+		case FormatWebP:
+			// VP8X flags bit 1: animation, which x/image/webp does not decode.
+			if len(data) >= 21 && string(data[12:16]) == "VP8X" && data[20]&0x02 != 0 {
+				return nil, fmt.Errorf("%w: animated WebP is not supported; send a still image (e.g. its first frame as PNG)", ErrUnsupportedFormat)
+			}
 		}
 		if perr != nil {
 			return nil, corrupt(name, "data", perr)

@@ -177,6 +177,8 @@ func TestHostileInputs(t *testing.T) {
 		{"BMP claiming 100000×100000", craftBMP(100000, 100000), DefaultLimits(), ErrTooLarge, []string{"100000×100000"}, mib},
 		{"BMP claiming 1900×1900 with no pixels", craftBMP(1900, 1900), small, ErrCorrupt, []string{"BMP", "truncated"}, mib},
 		{"WebP canvas 16384×16384", craftWebPVP8X(16384, 16384), DefaultLimits(), ErrTooLarge, []string{"16384×16384 = 268 MP"}, mib},
+		{"HEIC file", append([]byte("\x00\x00\x00\x18ftypheic"), make([]byte, 20)...), DefaultLimits(), ErrUnsupportedFormat, []string{`"heic"`, "convert it"}, mib},
+		{"animated WebP", func() []byte { b := craftWebPVP8X(64, 64); b[20] |= 0x02; return b }(), DefaultLimits(), ErrUnsupportedFormat, []string{"animated WebP"}, mib},
 		{"GIF header only", []byte("GIF89a\x10\x00\x10\x00\x00\x00\x00"), DefaultLimits(), ErrCorrupt, []string{"GIF"}, mib},
 	}
 	for _, tc := range tests {
