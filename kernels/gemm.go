@@ -249,11 +249,11 @@ func gemmDriver(m, n, k int, alpha float32, transA bool, a []float32, lda int, b
 	switch {
 	case src != nil:
 		// One task per column tile, over all row blocks.
-		parallelFor(nCT, 1, t.lazyTiles)
+		parallelTiles(nCT, t.lazyTiles)
 	case serial:
 		t.tiles(0, nRB*nCT)
 	default:
-		parallelFor(nRB*nCT, 1, t.tiles)
+		parallelTiles(nRB*nCT, t.tiles)
 	}
 	putFloats(ab)
 }

@@ -137,7 +137,27 @@ func parallelFor(n, grain int, fn func(lo, hi int)) {
 		return
 	}
 	// About four chunks per thread for load balance on a noisy machine.
-	chunk := max(grain, (n+4*p.threads-1)/(4*p.threads))
+	runChunks(p, n, max(grain, (n+4*p.threads-1)/(4*p.threads)), fn)
+}
+
+// parallelTiles is parallelFor with one item per chunk, for a few dozen
+// coarse items (GEMM tiles of a millisecond or so): claiming them one at a
+// time keeps the threads finishing together.
+func parallelTiles(n int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	p := getPool()
+	if p.threads <= 1 || n == 1 {
+		fn(0, n)
+		return
+	}
+	runChunks(p, n, 1, fn)
+}
+
+// runChunks runs fn over [0, n) in chunks of chunk items on pool p, the
+// caller included.
+func runChunks(p *pool, n, chunk int, fn func(lo, hi int)) {
 	nChunks := (n + chunk - 1) / chunk
 	if nChunks <= 1 {
 		fn(0, n)

@@ -33,6 +33,19 @@ func TestParallelForCoverage(t *testing.T) {
 				}
 			}
 		}
+		for _, n := range []int{0, 1, 2, 23} {
+			hits := make([]int32, n)
+			parallelTiles(n, func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					atomic.AddInt32(&hits[i], 1)
+				}
+			})
+			for i, h := range hits {
+				if h != 1 {
+					t.Fatalf("parallelTiles threads=%d n=%d: index %d visited %d times", threads, n, i, h)
+				}
+			}
+		}
 		// Nested calls from inside chunks must complete.
 		var total atomic.Int64
 		parallelFor(8, 1, func(lo, hi int) {
