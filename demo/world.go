@@ -438,3 +438,56 @@ func inStar(dx, dy, r float64) bool {
 	lim := (x0*ey - y0*ex) / den
 	return d <= lim
 }
+
+// Words is every word of the world's captions, questions and answers.
+func Words() []string {
+	w := []string{"a", "an", "above", "below", "left", "right", "of", "and", "how", "many", "shapes", "are", "there",
+		"what", "color", "is", "the", "size", "shape", "object", "yes", "no", "picture"}
+	for _, l := range [][]string{Colors, Shapes, Sizes, Counts} {
+		w = append(w, l...)
+	}
+	return w
+}
+
+// Negatives returns n captions that differ from the scene's caption in
+// exactly one attribute (one object's size, colour or shape, or, for two
+// objects, their order), drawn deterministically from r's seed.
+func (s *Scene) Negatives(n int, seed uint64) []string {
+	r := rand.New(rand.NewPCG(s.Seed, seed))
+	truth := s.Caption()
+	seen := map[string]bool{truth: true}
+	var out []string
+	for tries := 0; len(out) < n && tries < 200*n; tries++ {
+		alt := &Scene{Seed: s.Seed, Layout: s.Layout, Objects: append([]Object(nil), s.Objects...)}
+		i := r.IntN(len(alt.Objects))
+		switch k := r.IntN(4); {
+		case k == 0:
+			alt.Objects[i].Size = Sizes[1-index(Sizes, alt.Objects[i].Size)]
+		case k == 1:
+			alt.Objects[i].Color = Colors[r.IntN(len(Colors))]
+		case k == 2:
+			alt.Objects[i].Shape = Shapes[r.IntN(len(Shapes))]
+		default:
+			if len(alt.Objects) < 2 {
+				continue
+			}
+			j := (i + 1 + r.IntN(len(alt.Objects)-1)) % len(alt.Objects)
+			alt.Objects[i], alt.Objects[j] = alt.Objects[j], alt.Objects[i]
+		}
+		c := alt.Caption()
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func index(list []string, w string) int {
+	for i, x := range list {
+		if x == w {
+			return i
+		}
+	}
+	return -1
+}

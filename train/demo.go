@@ -1,0 +1,181 @@
+package train
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"github.com/glimpse-vlm/glimpse/demo"
+)
+
+// DemoConfig is the size of the shipped demo models: 64×64 images in 8×8
+// patches, hidden size 64, 4 heads.
+func DemoConfig(vocab int) Config {
+	return Config{
+		Vision:  VisionConfig{ImageSize: demo.Size, PatchSize: 8, Hidden: 64, Layers: 3, Heads: 4, Intermediate: 192, Eps: 1e-5},
+		Text:    TextConfig{Vocab: vocab, Hidden: 64, Layers: 2, Heads: 4, Intermediate: 192, MaxPositions: 32, Eps: 1e-12},
+		ProjDim: 64,
+	}
+}
+
+// DemoOptions control TrainDemo.
+type DemoOptions struct {
+	Out                                    string // parent folder: Out/caption, Out/vqa, Out/retrieval
+	Seed                                   uint64
+	CaptionSteps, VQASteps, RetrievalSteps int
+	Batch                                  int
+	LR                                     float64
+	Half                                   bool      // F16 safetensors
+	Log                                    io.Writer // progress (nil: none)
+	LogEvery                               int
+	Config                                 *Config // nil: DemoConfig
+	Negatives                              int     // retrieval negatives per image
+	FreezeVisionAfterCaption               bool
+}
+
+// DefaultDemoOptions are the settings that produce the shipped models.
+func DefaultDemoOptions(out string) DemoOptions {
+	return DemoOptions{Out: out, Seed: 1, CaptionSteps: 3000, VQASteps: 3000, RetrievalSteps: 1500, Batch: 16, LR: 2e-3,
+		Half: true, LogEvery: 50, Negatives: 3}
+}
+
+// StepLog is one logged training step.
+type StepLog struct {
+	Model   string
+	Step    int
+	Loss    float64
+	Elapsed time.Duration
+}
+
+// DemoResult reports a TrainDemo run.
+type DemoResult struct {
+	Dirs    map[string]string // "caption", "vqa", "retrieval" → folder
+	Losses  map[string][]float64
+	Elapsed time.Duration
+}
+
+// TrainDemo trains the three demo models on the synthetic world (train
+// split seeds, a fresh batch of scenes every step) and writes them as HF
+// folders under o.Out. Deterministic given o.Seed.
+func TrainDemo(o DemoOptions) (*DemoResult, error) {
+	start := time.Now()
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	cfg := DemoConfig(VocabSize(files))
+	if o.Config != nil {
+		cfg = *o.Config
+		cfg.Text.Vocab = VocabSize(files)
+	}
+	if o.Batch <= 0 {
+		return nil, fmt.Errorf("train: batch %d, must be ≥ 1", o.Batch)
+	}
+	res := &DemoResult{Dirs: map[string]string{}, Losses: map[string][]float64{}}
+	// Scenes of the three stages come from disjoint train-seed ranges.
+	scene := func(stage, step, i int) *demo.Scene {
+		return demo.NewScene(o.Seed*1_000_000_007%(demo.HeldOutStart/4) + uint64(stage)*(demo.HeldOutStart/4) + uint64(step*o.Batch+i))
+	}
+
+	capm, err := NewModel(ArchCaption, cfg, files, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+	if o.CaptionSteps > 0 {
+		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(step, i int) float64 {
+			s := scene(0, step, i)
+			return capm.CaptionLoss(capm.Pixels(s.Render()), s.Caption(), 1/float32(o.Batch))
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Losses["caption"] = losses
+	}
+	res.Dirs["caption"] = filepath.Join(o.Out, "caption")
+	if err := capm.Save(res.Dirs["caption"], o.Half); err != nil {
+		return nil, err
+	}
+
+	vqa, err := NewModel(ArchVQA, cfg, files, o.Seed+1)
+	if err != nil {
+		return nil, err
+	}
+	copyParams(vqa, capm, "vision_model.")
+	copyParams(vqa, capm, "text_decoder.")
+	vqa.FreezeVision(o.FreezeVisionAfterCaption)
+	if o.VQASteps > 0 {
+		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(step, i int) float64 {
+			s := scene(1, step, i)
+			qas := s.QAs()
+			r := rand.New(rand.NewPCG(s.Seed, 77))
+			qa := qas[r.IntN(len(qas))]
+			return vqa.VQALoss(vqa.Pixels(s.Render()), qa.Question, qa.Answer, 1/float32(o.Batch))
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Losses["vqa"] = losses
+	}
+	res.Dirs["vqa"] = filepath.Join(o.Out, "vqa")
+	if err := vqa.Save(res.Dirs["vqa"], o.Half); err != nil {
+		return nil, err
+	}
+
+	ret, err := NewModel(ArchRetrieval, cfg, files, o.Seed+2)
+	if err != nil {
+		return nil, err
+	}
+	copyParams(ret, capm, "vision_model.")
+	ret.FreezeVision(o.FreezeVisionAfterCaption)
+	if o.RetrievalSteps > 0 {
+		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(step, i int) float64 {
+			s := scene(2, step, i)
+			return ret.RetrievalLoss(ret.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), 1/float32(o.Batch), 0.07)
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Losses["retrieval"] = losses
+	}
+	res.Dirs["retrieval"] = filepath.Join(o.Out, "retrieval")
+	if err := ret.Save(res.Dirs["retrieval"], o.Half); err != nil {
+		return nil, err
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// copyParams copies src's tensors named prefix* into dst (same shapes).
+func copyParams(dst, src *Model, prefix string) {
+	for _, p := range dst.Params.List() {
+		if len(p.Name) >= len(prefix) && p.Name[:len(prefix)] == prefix {
+			if q := src.Params.Get(p.Name); q != nil && len(q.W) == len(p.W) {
+				copy(p.W, q.W)
+			}
+		}
+	}
+}
+
+// loop runs steps optimiser steps of o.Batch samples each and returns the
+// mean loss of every step.
+func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, sample func(step, i int) float64) ([]float64, error) {
+	opt := NewAdamW(o.LR, 0.01, max(1, steps/20), steps)
+	var losses []float64
+	for step := 0; step < steps; step++ {
+		m.Params.ZeroGrad()
+		var l float64
+		for i := 0; i < o.Batch; i++ {
+			l += sample(step, i)
+		}
+		l /= float64(o.Batch)
+		if err := m.Params.checkFinite(); err != nil {
+			return losses, fmt.Errorf("train: %s step %d: %w", name, step, err)
+		}
+		m.Params.ClipGradNorm(1.0)
+		opt.Step(m.Params)
+		losses = append(losses, l)
+		if o.Log != nil && o.LogEvery > 0 && (step%o.LogEvery == 0 || step == steps-1) {
+			fmt.Fprintf(o.Log, "%s step %d/%d loss %.4f lr %.2e elapsed %s\n", name, step+1, steps, l, opt.Rate(step), time.Since(start).Round(time.Second))
+		}
+	}
+	return losses, nil
+}

@@ -1,0 +1,257 @@
+package train
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/glimpse-vlm/glimpse/demo"
+	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/fusion/blip"
+	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+	"github.com/glimpse-vlm/glimpse/text/bert"
+	"github.com/glimpse-vlm/glimpse/vision/vit"
+)
+
+// tinyConfig is small enough for tests.
+func tinyConfig(vocab int) Config {
+	return Config{
+		Vision:  VisionConfig{ImageSize: demo.Size, PatchSize: 16, Hidden: 32, Layers: 1, Heads: 2, Intermediate: 48, Eps: 1e-5},
+		Text:    TextConfig{Vocab: vocab, Hidden: 32, Layers: 1, Heads: 2, Intermediate: 48, MaxPositions: 32, Eps: 1e-12},
+		ProjDim: 16,
+	}
+}
+
+func maxDiff(a, b []float32) float64 {
+	var d float64
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// The training forward computes what the serving code computes on the
+// saved folder: vision states and decoder logits agree.
+func TestTrainingForwardMatchesServing(t *testing.T) {
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	m, err := NewModel(ArchCaption, tinyConfig(VocabSize(files)), files, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Move the weights away from their initial values so every tensor matters.
+	r := rand.New(rand.NewPCG(9, 9))
+	for _, p := range m.Params.List() {
+		for i := range p.W {
+			p.W[i] += float32(0.05 * r.NormFloat64())
+		}
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	s := demo.NewScene(5)
+	pix := m.Pixels(s.Render())
+	img, _ := m.vision.forward(pix)
+	ids := m.decoderIDs(s.Caption())
+	_, ctx := m.dec.forward(ids, img, m.Cfg.Vision.tokens())
+	logits := m.dec.logits(ctx)
+
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := blip.ParseConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	enc, err := vit.Load(ck, "vision_model.", cfg.Vision)
+	if err != nil {
+		t.Fatal(err)
+	}
+	simg, err := enc.Forward(pix, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(img, simg); d > 1e-4 {
+		t.Fatalf("vision states differ from the serving encoder by %g", d)
+	}
+	dec, err := bert.Load(ck, "text_decoder.", cfg.Text, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cross, err := dec.CrossKV(simg, m.Cfg.Vision.tokens(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws bert.Workspace
+	h, err := dec.Forward(&ws, []bert.Seq{{Tokens: ids, Cache: &bert.Cache{}, Cross: cross}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := dec.Logits(&ws, h, len(ids))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(logits, sl); d > 1e-3 {
+		t.Fatalf("decoder logits differ from the serving decoder by %g", d)
+	}
+
+	// The folder loads through the registry and captions.
+	fm, err := fusion.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fm.Close()
+	st, err := fm.EncodeImage(context.Background(), s.Render())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fm.(fusion.Captioner).Caption(context.Background(), st, "", fusion.GenerateOptions{MaxNewTokens: 5}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every architecture writes a folder that fusion.Load serves, with the
+// tensors HF's class has (the golden tiny checkpoints' names).
+func TestSavedTensorNamesMatchHF(t *testing.T) {
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	for _, tc := range []struct{ arch, golden string }{
+		{ArchCaption, "blip-caption"}, {ArchVQA, "blip-vqa"}, {ArchRetrieval, "blip-itm"},
+	} {
+		cfg := tinyConfig(VocabSize(files))
+		cfg.Vision.Layers, cfg.Text.Layers = 2, 2 // as the golden checkpoints
+		m, err := NewModel(tc.arch, cfg, files, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		if err := m.Save(dir, true); err != nil {
+			t.Fatal(err)
+		}
+		got, err := checkpoint.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := checkpoint.Open(filepath.Join("../testdata/golden/e2e", tc.golden))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gn, wn := map[string]bool{}, map[string]bool{}
+		for _, n := range got.Names() {
+			gn[n] = true
+		}
+		for _, n := range want.Names() {
+			wn[n] = true
+			if !gn[n] {
+				t.Errorf("%s: saved model lacks %s", tc.arch, n)
+			}
+		}
+		for n := range gn {
+			if !wn[n] {
+				t.Errorf("%s: saved model has %s, which HF's checkpoint does not", tc.arch, n)
+			}
+		}
+		got.Close()
+		want.Close()
+		fm, err := fusion.Load(dir)
+		if err != nil {
+			t.Fatalf("%s: fusion.Load: %v", tc.arch, err)
+		}
+		fm.Close()
+	}
+}
+
+// A few steps of each loss lower it on a fixed batch (the CI-sized
+// training check), and training is deterministic.
+func TestLossFalls(t *testing.T) {
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	for _, arch := range []string{ArchCaption, ArchVQA, ArchRetrieval} {
+		run := func() []float64 {
+			m, err := NewModel(arch, tinyConfig(VocabSize(files)), files, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := NewAdamW(3e-3, 0.01, 2, 12)
+			var losses []float64
+			for step := 0; step < 12; step++ {
+				m.Params.ZeroGrad()
+				var l float64
+				for i := 0; i < 4; i++ {
+					s := demo.NewScene(uint64(i))
+					px := m.Pixels(s.Render())
+					switch arch {
+					case ArchCaption:
+						l += m.CaptionLoss(px, s.Caption(), 0.25)
+					case ArchVQA:
+						qa := s.QAs()[0]
+						l += m.VQALoss(px, qa.Question, qa.Answer, 0.25)
+					default:
+						l += m.RetrievalLoss(px, s.Caption(), s.Negatives(2, 1), 0.25, 0.1)
+					}
+				}
+				m.Params.ClipGradNorm(1)
+				opt.Step(m.Params)
+				losses = append(losses, l/4)
+			}
+			return losses
+		}
+		a := run()
+		if !(a[len(a)-1] < 0.85*a[0]) {
+			t.Errorf("%s: loss %v → %v after 12 steps, expected a fall of ≥ 15%%", arch, a[0], a[len(a)-1])
+		}
+		b := run()
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s: step %d loss %v then %v: training is not deterministic", arch, i, a[i], b[i])
+			}
+		}
+	}
+}
+
+func TestAdamWSchedule(t *testing.T) {
+	o := NewAdamW(1, 0, 10, 110)
+	if r := o.Rate(0); math.Abs(r-0.1) > 1e-12 {
+		t.Errorf("warm-up step 0: %g, want 0.1", r)
+	}
+	if r := o.Rate(9); r != 1 {
+		t.Errorf("end of warm-up: %g, want 1", r)
+	}
+	if r := o.Rate(60); math.Abs(r-(o.MinLR+0.5*(1-o.MinLR))) > 1e-12 {
+		t.Errorf("mid decay: %g", r)
+	}
+	if r := o.Rate(500); math.Abs(r-o.MinLR) > 1e-12 {
+		t.Errorf("after the end: %g, want %g", r, o.MinLR)
+	}
+}
+
+func TestClipGradNorm(t *testing.T) {
+	ps := NewParams()
+	p := ps.add("w", []int{2}, Const(0), false)
+	p.G[0], p.G[1] = 3, 4
+	if n := ps.ClipGradNorm(1); n != 5 {
+		t.Fatalf("norm %g, want 5", n)
+	}
+	if math.Abs(float64(p.G[0])-0.6) > 1e-5 || math.Abs(float64(p.G[1])-0.8) > 1e-5 {
+		t.Fatalf("clipped gradient %v, want [0.6 0.8]", p.G)
+	}
+}
+
+func TestF16RoundTrip(t *testing.T) {
+	for _, v := range []float32{0, 1, -2.5, 65504, 1e-5, 6e-8, 0.1, -0.333} {
+		got := f16ToF32(f32ToF16(v))
+		if math.Abs(float64(got-v)) > math.Abs(float64(v))*1e-3+6e-8 {
+			t.Errorf("f16(%g) = %g", v, got)
+		}
+	}
+	if !math.IsInf(float64(f16ToF32(f32ToF16(1e6))), 1) {
+		t.Error("1e6 does not overflow to +Inf")
+	}
+}
