@@ -154,7 +154,7 @@ func loadFast(files map[string][]byte, cfg, stm map[string]json.RawMessage, kind
 	default:
 		return nil, fmt.Errorf("tokenizer.json: model type %q is not supported (supported: WordPiece, BPE)", f.Model.Type)
 	}
-	t := &tok{kind: kind, class: classNames[kind] + "(tokenizer.json)"}
+	t := &tok{kind: kind, class: classNames[kind] + "(tokenizer.json)", fromJSON: true}
 	if err := t.readCommon(cfg); err != nil {
 		return nil, err
 	}

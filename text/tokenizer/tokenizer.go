@@ -151,9 +151,10 @@ type model interface {
 
 // tok is the concrete Tokenizer.
 type tok struct {
-	kind  Kind
-	class string
-	m     model
+	kind     Kind
+	class    string
+	m        model
+	fromJSON bool // loaded from tokenizer.json (fast-tokenizer conventions for added tokens)
 
 	vocab    map[string]int // base vocabulary
 	idToTok  map[int]string // base vocabulary, reverse
@@ -322,7 +323,7 @@ func (t *tok) finish() {
 	}
 	// Fast tokenizers skip every added token flagged special.
 	for _, a := range t.added {
-		if a.special && t.kindFromJSON() {
+		if a.special && t.fromJSON {
 			t.allSpecialIDs[a.id] = true
 		}
 	}
@@ -339,12 +340,12 @@ func (t *tok) finish() {
 	}
 	t.lowerProtected = append([]string(nil), t.allSpecial...)
 	for _, a := range t.added {
-		if (!a.special && a.normalized) || t.kindFromJSON() {
+		if (!a.special && a.normalized) || t.fromJSON {
 			// Fast tokenizers match added tokens before lower-casing the rest.
 			t.lowerProtected = append(t.lowerProtected, a.content)
 		}
 	}
-	if t.kindFromJSON() {
+	if t.fromJSON {
 		sort.SliceStable(t.lowerProtected, func(i, j int) bool { return len(t.lowerProtected[i]) > len(t.lowerProtected[j]) })
 	}
 	t.lowerIndex = [256][]string{}
@@ -354,8 +355,6 @@ func (t *tok) finish() {
 		}
 	}
 }
-
-func (t *tok) kindFromJSON() bool { return strings.HasSuffix(t.class, "(tokenizer.json)") }
 
 // Tokens implements Tokenizer.
 func (t *tok) Tokens(text string) []string {
