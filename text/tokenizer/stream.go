@@ -157,7 +157,7 @@ func (s *Stream) anchorText(k int) (string, bool) {
 			}
 		}
 	}
-	a := t.Decode([]int{id}, s.skip)
+	a := t.joinText([]int{id}, s.skip, true) // before clean-up
 	if a == "" {
 		return "", false
 	}
