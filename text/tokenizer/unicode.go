@@ -114,17 +114,6 @@ func pyLowerRune(b *strings.Builder, r rune) {
 	b.WriteRune(unicode.ToLower(r))
 }
 
-// pyLowerChars lower-cases s character by character (no Final_Sigma context), as the
-// per-character regex substitution in PreTrainedTokenizer.tokenize does.
-func pyLowerChars(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		pyLowerRune(&b, r)
-	}
-	return b.String()
-}
-
 // isCased and isCaseIgnorable approximate the Unicode properties Python's
 // Final_Sigma rule consults.
 func isCased(r rune) bool {
