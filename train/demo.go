@@ -33,6 +33,11 @@ type DemoOptions struct {
 	Config                                 *Config // nil: DemoConfig
 	Negatives                              int     // retrieval negatives per image
 	FreezeVisionAfterCaption               bool
+	// CaptionDir, if set, loads a trained captioner from this folder
+	// instead of training one (to redo the later stages).
+	CaptionDir string
+	// Only, if set, trains only "caption", "vqa" or "retrieval".
+	Only string
 }
 
 // DefaultDemoOptions are the settings that produce the shipped models.
@@ -76,11 +81,21 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 		return demo.NewScene(o.Seed*1_000_000_007%(demo.HeldOutStart/4) + uint64(stage)*(demo.HeldOutStart/4) + uint64(step*o.Batch+i))
 	}
 
-	capm, err := NewModel(ArchCaption, cfg, files, o.Seed)
-	if err != nil {
+	want := func(stage string) bool { return o.Only == "" || o.Only == stage }
+	var capm *Model
+	var err error
+	if o.CaptionDir != "" {
+		if capm, err = Load(o.CaptionDir); err != nil {
+			return nil, err
+		}
+		if capm.Arch != ArchCaption {
+			return nil, fmt.Errorf("train: %s holds a %s, not a %s", o.CaptionDir, capm.Arch, ArchCaption)
+		}
+		cfg = capm.Cfg
+	} else if capm, err = NewModel(ArchCaption, cfg, files, o.Seed); err != nil {
 		return nil, err
 	}
-	if o.CaptionSteps > 0 {
+	if o.CaptionDir == "" && want("caption") && o.CaptionSteps > 0 {
 		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(step, i int) float64 {
 			s := scene(0, step, i)
 			return capm.CaptionLoss(capm.Pixels(s.Render()), s.Caption(), 1/float32(o.Batch))
@@ -90,14 +105,31 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 		}
 		res.Losses["caption"] = losses
 	}
-	res.Dirs["caption"] = filepath.Join(o.Out, "caption")
-	if err := capm.Save(res.Dirs["caption"], o.Half); err != nil {
-		return nil, err
+	if o.CaptionDir == "" && want("caption") {
+		res.Dirs["caption"] = filepath.Join(o.Out, "caption")
+		if err := capm.Save(res.Dirs["caption"], o.Half); err != nil {
+			return nil, err
+		}
 	}
+	if want("vqa") {
+		if err := trainVQA(o, cfg, files, capm, scene, res, start); err != nil {
+			return nil, err
+		}
+	}
+	if want("retrieval") {
+		if err := trainRetrieval(o, cfg, files, capm, scene, res, start); err != nil {
+			return nil, err
+		}
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, scene func(stage, step, i int) *demo.Scene, res *DemoResult, start time.Time) error {
 
 	vqa, err := NewModel(ArchVQA, cfg, files, o.Seed+1)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	copyParams(vqa, capm, "vision_model.")
 	copyParams(vqa, capm, "text_decoder.")
@@ -111,18 +143,18 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 			return vqa.VQALoss(vqa.Pixels(s.Render()), qa.Question, qa.Answer, 1/float32(o.Batch))
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Losses["vqa"] = losses
 	}
 	res.Dirs["vqa"] = filepath.Join(o.Out, "vqa")
-	if err := vqa.Save(res.Dirs["vqa"], o.Half); err != nil {
-		return nil, err
-	}
+	return vqa.Save(res.Dirs["vqa"], o.Half)
+}
 
+func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, scene func(stage, step, i int) *demo.Scene, res *DemoResult, start time.Time) error {
 	ret, err := NewModel(ArchRetrieval, cfg, files, o.Seed+2)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	copyParams(ret, capm, "vision_model.")
 	ret.FreezeVision(o.FreezeVisionAfterCaption)
@@ -132,16 +164,12 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 			return ret.RetrievalLoss(ret.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), 1/float32(o.Batch), 0.07)
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.Losses["retrieval"] = losses
 	}
 	res.Dirs["retrieval"] = filepath.Join(o.Out, "retrieval")
-	if err := ret.Save(res.Dirs["retrieval"], o.Half); err != nil {
-		return nil, err
-	}
-	res.Elapsed = time.Since(start)
-	return res, nil
+	return ret.Save(res.Dirs["retrieval"], o.Half)
 }
 
 // copyParams copies src's tensors named prefix* into dst (same shapes).

@@ -1,0 +1,48 @@
+package train
+
+import (
+	"flag"
+	"fmt"
+	"io"
+)
+
+// RunTrainDemo is the `glimpse train demo` command: it parses args
+// (without the verb), trains the demo models and returns the exit code
+// (0 ok, 2 usage error, 1 failure).
+func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("train demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	d := DefaultDemoOptions("")
+	out := fs.String("out", "", "output folder (gets caption/, vqa/ and retrieval/)")
+	fs.Uint64Var(&d.Seed, "seed", d.Seed, "training seed")
+	fs.IntVar(&d.CaptionSteps, "caption-steps", d.CaptionSteps, "captioner optimiser steps")
+	fs.IntVar(&d.VQASteps, "vqa-steps", d.VQASteps, "VQA optimiser steps")
+	fs.IntVar(&d.RetrievalSteps, "retrieval-steps", d.RetrievalSteps, "retrieval optimiser steps")
+	fs.IntVar(&d.Batch, "batch", d.Batch, "scenes per step")
+	fs.Float64Var(&d.LR, "lr", d.LR, "peak learning rate (AdamW, linear warm-up, cosine decay)")
+	fs.IntVar(&d.LogEvery, "log-every", d.LogEvery, "log the loss every N steps")
+	fs.StringVar(&d.CaptionDir, "caption", "", "use this trained captioner folder instead of training one")
+	fs.StringVar(&d.Only, "only", "", "train only this stage: caption, vqa or retrieval")
+	f32 := fs.Bool("f32", false, "store F32 weights (default F16)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: glimpse train demo --out DIR [--seed N] [--caption-steps N] [--vqa-steps N] [--retrieval-steps N] [--batch N] [--lr X] [--f32]")
+		return 2
+	}
+	switch d.Only {
+	case "", "caption", "vqa", "retrieval":
+	default:
+		fmt.Fprintf(stderr, "train demo: --only %q: use caption, vqa or retrieval\n", d.Only)
+		return 2
+	}
+	d.Out, d.Half, d.Log = *out, !*f32, stdout
+	res, err := TrainDemo(d)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "trained in %s: %v\n", res.Elapsed.Round(1e9), res.Dirs)
+	return 0
+}
