@@ -148,56 +148,42 @@ func AttentionTrain(p AttentionParams, q []float32, qLen int, k, v []float32, kL
 		panic(fmt.Sprintf("kernels: AttentionTrain: KeyBias has %d values for %d keys", len(p.KeyBias), kLen))
 	}
 	probs := make([]float32, p.Heads*qLen*kLen)
-	s := make([]float64, kLen)
 	for h := 0; h < p.Heads; h++ {
 		off := h * p.HeadDim
+		ph := probs[h*qLen*kLen : (h+1)*qLen*kLen]
+		// Scores S = Scale·Q_h·K_hᵀ (qLen×kLen), then a masked softmax per row.
+		Gemm(false, true, qLen, kLen, p.HeadDim, p.Scale, q[off:], w, k[off:], w, 0, ph, kLen)
 		for i := 0; i < qLen; i++ {
 			lim := kLen
 			if p.Causal {
-				lim = i + (kLen - qLen) + 1
-				if lim > kLen {
-					lim = kLen
-				}
+				lim = min(max(i+(kLen-qLen)+1, 0), kLen)
 			}
-			qi := q[i*w+off : i*w+off+p.HeadDim]
+			row := ph[i*kLen : (i+1)*kLen]
 			m := math.Inf(-1)
 			for j := 0; j < lim; j++ {
-				kj := k[j*w+off : j*w+off+p.HeadDim]
-				var dot float32
-				for t, qv := range qi {
-					dot += qv * kj[t]
-				}
-				sc := float64(dot * p.Scale)
 				if p.KeyBias != nil {
-					sc += float64(p.KeyBias[j])
+					row[j] += p.KeyBias[j]
 				}
-				s[j] = sc
-				if sc > m {
-					m = sc
-				}
-			}
-			pr := probs[(h*qLen+i)*kLen : (h*qLen+i+1)*kLen]
-			o := out[i*w+off : i*w+off+p.HeadDim]
-			for t := range o {
-				o[t] = 0
+				m = math.Max(m, float64(row[j]))
 			}
 			if lim <= 0 || math.IsInf(m, -1) {
+				clear(row)
 				continue
 			}
 			var sum float64
 			for j := 0; j < lim; j++ {
-				e := math.Exp(s[j] - m)
-				s[j] = e
+				e := math.Exp(float64(row[j]) - m)
+				row[j] = float32(e)
 				sum += e
 			}
+			inv := 1 / sum
 			for j := 0; j < lim; j++ {
-				pr[j] = float32(s[j] / sum)
-				vj := v[j*w+off : j*w+off+p.HeadDim]
-				for t := range o {
-					o[t] += pr[j] * vj[t]
-				}
+				row[j] = float32(float64(row[j]) * inv)
 			}
+			clear(row[lim:])
 		}
+		// O_h = P·V_h
+		Gemm(false, false, qLen, p.HeadDim, kLen, 1, ph, kLen, v[off:], w, 0, out[off:], w)
 	}
 	return probs
 }
@@ -211,52 +197,30 @@ func AttentionBackward(p AttentionParams, q []float32, qLen int, k, v []float32,
 	if len(probs) < p.Heads*qLen*kLen {
 		panic(fmt.Sprintf("kernels: AttentionBackward: probs has %d values, need %d", len(probs), p.Heads*qLen*kLen))
 	}
-	dp := make([]float32, kLen)
+	dp := make([]float32, qLen*kLen)
 	for h := 0; h < p.Heads; h++ {
 		off := h * p.HeadDim
+		ph := probs[h*qLen*kLen : (h+1)*qLen*kLen]
+		if dv != nil { // dV_h += Pᵀ·dO_h
+			Gemm(true, false, kLen, p.HeadDim, qLen, 1, ph, kLen, dout[off:], w, 1, dv[off:], w)
+		}
+		// dP = dO_h·V_hᵀ; dS = P ⊙ (dP − Σ_j P·dP)·Scale
+		Gemm(false, true, qLen, kLen, p.HeadDim, 1, dout[off:], w, v[off:], w, 0, dp, kLen)
 		for i := 0; i < qLen; i++ {
-			pr := probs[(h*qLen+i)*kLen : (h*qLen+i+1)*kLen]
-			do := dout[i*w+off : i*w+off+p.HeadDim]
+			pr, dr := ph[i*kLen:(i+1)*kLen], dp[i*kLen:(i+1)*kLen]
 			var dot float64
-			for j := 0; j < kLen; j++ {
-				if pr[j] == 0 {
-					dp[j] = 0
-					continue
-				}
-				vj := v[j*w+off : j*w+off+p.HeadDim]
-				var s float32
-				for t, g := range do {
-					s += g * vj[t]
-				}
-				dp[j] = s
-				dot += float64(pr[j]) * float64(s)
-				if dv != nil {
-					dvj := dv[j*w+off : j*w+off+p.HeadDim]
-					for t, g := range do {
-						dvj[t] += pr[j] * g
-					}
-				}
+			for j, pv := range pr {
+				dot += float64(pv) * float64(dr[j])
 			}
-			qi := q[i*w+off : i*w+off+p.HeadDim]
-			for j := 0; j < kLen; j++ {
-				if pr[j] == 0 {
-					continue
-				}
-				ds := pr[j] * (dp[j] - float32(dot)) * p.Scale
-				kj := k[j*w+off : j*w+off+p.HeadDim]
-				if dq != nil {
-					dqi := dq[i*w+off : i*w+off+p.HeadDim]
-					for t := range dqi {
-						dqi[t] += ds * kj[t]
-					}
-				}
-				if dk != nil {
-					dkj := dk[j*w+off : j*w+off+p.HeadDim]
-					for t := range dkj {
-						dkj[t] += ds * qi[t]
-					}
-				}
+			for j, pv := range pr {
+				dr[j] = pv * (dr[j] - float32(dot)) * p.Scale
 			}
+		}
+		if dq != nil { // dQ_h += dS·K_h
+			Gemm(false, false, qLen, p.HeadDim, kLen, 1, dp, kLen, k[off:], w, 1, dq[off:], w)
+		}
+		if dk != nil { // dK_h += dSᵀ·Q_h
+			Gemm(true, false, kLen, p.HeadDim, qLen, 1, dp, kLen, q[off:], w, 1, dk[off:], w)
 		}
 	}
 }
