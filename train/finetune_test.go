@@ -1,0 +1,114 @@
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/glimpse-vlm/glimpse/demo"
+	"github.com/glimpse-vlm/glimpse/fusion"
+)
+
+func writeData(t *testing.T, dir string, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("s%d.png", i)
+		if err := demo.WritePNG(uint64(i), filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		s := demo.NewScene(uint64(i))
+		fmt.Fprintf(&b, "{\"image\": %q, \"caption\": %q}\n", name, s.Caption())
+		qa := s.QAs()[0]
+		fmt.Fprintf(&b, "{\"image\": %q, \"question\": %q, \"answer\": %q}\n", name, qa.Question, qa.Answer)
+	}
+	p := filepath.Join(dir, "data.jsonl")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFinetune(t *testing.T) {
+	dir := t.TempDir()
+	data := writeData(t, dir, 4)
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	for _, arch := range []string{ArchCaption, ArchVQA, ArchRetrieval} {
+		m, err := NewModel(arch, tinyConfig(VocabSize(files)), files, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := filepath.Join(dir, "base-"+arch)
+		if err := m.Save(base, true); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "out-"+arch)
+		steps := 30
+		if arch == ArchRetrieval {
+			steps = 150 // grounding against other images' captions takes longer
+		}
+		losses, err := Finetune(FinetuneOptions{Base: base, Data: data, Out: out, Steps: steps, Batch: 4, LR: 3e-3, Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mean := func(x []float64) float64 {
+			var s float64
+			for _, v := range x {
+				s += v
+			}
+			return s / float64(len(x))
+		}
+		if first, last := mean(losses[:5]), mean(losses[len(losses)-5:]); !(last < 0.9*first) {
+			t.Errorf("%s: fine-tuning loss (mean of 5 steps) %v → %v did not fall by 10%%", arch, first, last)
+		}
+		fm, err := fusion.Load(out)
+		if err != nil {
+			t.Fatalf("%s: the fine-tuned folder does not load: %v", arch, err)
+		}
+		fm.Close()
+	}
+}
+
+func TestFinetuneErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte("{\"image\": \"x.png\"}\n"), 0o644)
+	if _, err := ReadRecords(bad); err == nil || !strings.Contains(err.Error(), "caption") {
+		t.Errorf("record without text: %v", err)
+	}
+	os.WriteFile(bad, []byte("not json\n"), 0o644)
+	if _, err := ReadRecords(bad); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("bad JSON: %v", err)
+	}
+	var out, errb bytes.Buffer
+	if code := RunFinetune([]string{"--base", dir}, &out, &errb); code != 2 {
+		t.Errorf("missing --data: exit %d, want 2", code)
+	}
+	if code := RunFinetune([]string{"--base", dir, "--data", bad, "--out", dir}, &out, &errb); code != 1 {
+		t.Errorf("base without config.json: exit %d, want 1", code)
+	}
+}
+
+// The train demo command writes three folders that load (a few steps, so
+// the CI can run it).
+func TestRunTrainDemoSmall(t *testing.T) {
+	out := t.TempDir()
+	var so, se bytes.Buffer
+	code := RunTrainDemo([]string{"--out", out, "--caption-steps", "2", "--vqa-steps", "2", "--retrieval-steps", "2", "--batch", "2", "--log-every", "1"}, &so, &se)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	for _, n := range []string{"caption", "vqa", "retrieval"} {
+		m, err := fusion.Load(filepath.Join(out, n))
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		m.Close()
+	}
+	if code := RunTrainDemo([]string{"--only", "nope", "--out", out}, &so, &se); code != 2 {
+		t.Fatalf("bad --only: exit %d", code)
+	}
+}
