@@ -836,9 +836,31 @@ func idctIslow(in []int16, q *[64]uint16, out []uint8, stride int) {
 		f2562     = 20995
 		f3072     = 25172
 	)
+	in = in[:64]
+	out = out[:7*stride+8]
+	// A block with only a DC coefficient comes out flat: libjpeg's column and row shortcuts give
+	// range_limit((dc·q·4 + 16) >> 5) everywhere, and so does the full computation.
+	ac := int16(0)
+	for _, v := range in[1:] {
+		ac |= v
+	}
+	if ac == 0 {
+		v := idctRangeLimit((int64(in[0])*int64(q[0])<<pass1Bits + 16) >> (pass1Bits + 3))
+		for r := 0; r < 8; r++ {
+			o := out[r*stride : r*stride+8]
+			for i := range o {
+				o[i] = v
+			}
+		}
+		return
+	}
 	var ws [64]int64
 	for col := 0; col < 8; col++ {
-		dq := func(r int) int64 { return int64(in[r*8+col]) * int64(q[r*8+col]) }
+		var c [8]int64
+		for r := 0; r < 8; r++ {
+			c[r] = int64(in[r*8+col]) * int64(q[r*8+col])
+		}
+		dq := func(r int) int64 { return c[r] }
 		if in[8+col] == 0 && in[16+col] == 0 && in[24+col] == 0 && in[32+col] == 0 &&
 			in[40+col] == 0 && in[48+col] == 0 && in[56+col] == 0 {
 			dc := dq(0) << pass1Bits
