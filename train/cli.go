@@ -23,6 +23,7 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&d.LogEvery, "log-every", d.LogEvery, "log the loss every N steps")
 	fs.StringVar(&d.CaptionDir, "caption", "", "use this trained captioner folder instead of training one")
 	fs.StringVar(&d.Only, "only", "", "train only this stage: caption, vqa or retrieval")
+	fs.IntVar(&d.Workers, "workers", d.Workers, "goroutines per step (results depend on this number)")
 	f32 := fs.Bool("f32", false, "store F32 weights (default F16)")
 	if err := fs.Parse(args); err != nil {
 		return 2

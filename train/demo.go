@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/glimpse-vlm/glimpse/demo"
@@ -38,12 +39,15 @@ type DemoOptions struct {
 	CaptionDir string
 	// Only, if set, trains only "caption", "vqa" or "retrieval".
 	Only string
+	// Workers is the number of goroutines computing a step's samples
+	// (results depend on it, not on scheduling).
+	Workers int
 }
 
 // DefaultDemoOptions are the settings that produce the shipped models.
 func DefaultDemoOptions(out string) DemoOptions {
 	return DemoOptions{Out: out, Seed: 1, CaptionSteps: 3000, VQASteps: 3000, RetrievalSteps: 1500, Batch: 16, LR: 2e-3,
-		Half: true, LogEvery: 50, Negatives: 3}
+		Half: true, LogEvery: 50, Negatives: 3, Workers: 2}
 }
 
 // StepLog is one logged training step.
@@ -96,9 +100,9 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 		return nil, err
 	}
 	if o.CaptionDir == "" && want("caption") && o.CaptionSteps > 0 {
-		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(step, i int) float64 {
+		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(m *Model, step, i int) float64 {
 			s := scene(0, step, i)
-			return capm.CaptionLoss(capm.Pixels(s.Render()), s.Caption(), 1/float32(o.Batch))
+			return m.CaptionLoss(m.Pixels(s.Render()), s.Caption(), 1/float32(o.Batch))
 		})
 		if err != nil {
 			return nil, err
@@ -135,12 +139,12 @@ func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, s
 	copyParams(vqa, capm, "text_decoder.")
 	vqa.FreezeVision(o.FreezeVisionAfterCaption)
 	if o.VQASteps > 0 {
-		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(step, i int) float64 {
+		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(m *Model, step, i int) float64 {
 			s := scene(1, step, i)
 			qas := s.QAs()
 			r := rand.New(rand.NewPCG(s.Seed, 77))
 			qa := qas[r.IntN(len(qas))]
-			return vqa.VQALoss(vqa.Pixels(s.Render()), qa.Question, qa.Answer, 1/float32(o.Batch))
+			return m.VQALoss(m.Pixels(s.Render()), qa.Question, qa.Answer, 1/float32(o.Batch))
 		})
 		if err != nil {
 			return err
@@ -159,9 +163,9 @@ func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Mo
 	copyParams(ret, capm, "vision_model.")
 	ret.FreezeVision(o.FreezeVisionAfterCaption)
 	if o.RetrievalSteps > 0 {
-		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(step, i int) float64 {
+		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(m *Model, step, i int) float64 {
 			s := scene(2, step, i)
-			return ret.RetrievalLoss(ret.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), 1/float32(o.Batch), 0.07)
+			return m.RetrievalLoss(m.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), 1/float32(o.Batch), 0.07)
 		})
 		if err != nil {
 			return err
@@ -184,15 +188,42 @@ func copyParams(dst, src *Model, prefix string) {
 }
 
 // loop runs steps optimiser steps of o.Batch samples each and returns the
-// mean loss of every step.
-func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, sample func(step, i int) float64) ([]float64, error) {
+// mean loss of every step. With o.Workers > 1 the samples of a step are
+// spread over replicas that share the weights and keep their own
+// gradients (sample i on replica i mod Workers), summed in replica order:
+// results depend on Workers, never on scheduling.
+func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, sample func(m *Model, step, i int) float64) ([]float64, error) {
 	opt := NewAdamW(o.LR, 0.01, max(1, steps/20), steps)
+	reps := []*Model{m}
+	for k := 1; k < o.Workers; k++ {
+		r, err := m.replica()
+		if err != nil {
+			return nil, err
+		}
+		reps = append(reps, r)
+	}
 	var losses []float64
+	sums := make([]float64, len(reps))
 	for step := 0; step < steps; step++ {
-		m.Params.ZeroGrad()
-		var l float64
-		for i := 0; i < o.Batch; i++ {
-			l += sample(step, i)
+		var wg sync.WaitGroup
+		for k, r := range reps {
+			r.Params.ZeroGrad()
+			sums[k] = 0
+			wg.Add(1)
+			go func(k int, r *Model) {
+				defer wg.Done()
+				for i := k; i < o.Batch; i += len(reps) {
+					sums[k] += sample(r, step, i)
+				}
+			}(k, r)
+		}
+		wg.Wait()
+		l := sums[0]
+		for k := 1; k < len(reps); k++ {
+			l += sums[k]
+			for j, p := range m.Params.List() {
+				addInto(p.G, reps[k].Params.List()[j].G)
+			}
 		}
 		l /= float64(o.Batch)
 		if err := m.Params.checkFinite(); err != nil {

@@ -368,3 +368,21 @@ func (m *Model) FreezeVision(frozen bool) {
 }
 
 func (m *Model) visionFrozen() bool { return m.vision.cls.Frozen }
+
+// replica returns a model of the same architecture that shares m's
+// weights (W slices) and frozen flags but has its own gradients.
+func (m *Model) replica() (*Model, error) {
+	r, err := NewModel(m.Arch, m.Cfg, m.files, 0)
+	if err != nil {
+		return nil, err
+	}
+	a, b := m.Params.List(), r.Params.List()
+	if len(a) != len(b) {
+		return nil, fmt.Errorf("train: replica has %d tensors, model %d", len(b), len(a))
+	}
+	for i := range a {
+		b[i].W = a[i].W
+		b[i].Frozen = a[i].Frozen
+	}
+	return r, nil
+}

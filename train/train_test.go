@@ -255,3 +255,27 @@ func TestF16RoundTrip(t *testing.T) {
 		t.Error("1e6 does not overflow to +Inf")
 	}
 }
+
+// Two workers give the same losses on every run, and the same as one
+// worker up to float32 summation order.
+func TestWorkersDeterministic(t *testing.T) {
+	run := func(workers int) []float64 {
+		files := WordPieceFiles(demo.Words(), demo.Size, 32)
+		cfg := tinyConfig(VocabSize(files))
+		o := DemoOptions{Out: t.TempDir(), Seed: 3, CaptionSteps: 4, Batch: 4, LR: 1e-3, Config: &cfg, Only: "caption", Workers: workers}
+		res, err := TrainDemo(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Losses["caption"]
+	}
+	a, b, one := run(2), run(2), run(1)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("step %d: %v then %v with 2 workers", i, a[i], b[i])
+		}
+		if math.Abs(a[i]-one[i]) > 1e-4*math.Abs(one[i]) {
+			t.Fatalf("step %d: %v with 2 workers, %v with 1", i, a[i], one[i])
+		}
+	}
+}
