@@ -5,16 +5,24 @@ import (
 )
 
 func init() {
-	register(&verb{name: "bench", summary: "benchmarks (kernels; serve comes with the batching engine)", run: runBench, usage: `Usage: glimpse bench kernels [--threads N] [--json] [--quick]
-       glimpse bench serve   (not available yet)
+	register(&verb{name: "bench", summary: "benchmarks: kernels, serving", run: runBench, usage: `Usage: glimpse bench kernels [--threads N] [--json] [--quick]
+       glimpse bench serve [--model DIR] [--clients 1,4,16] [--requests N] [--max-new-tokens 20] [--image-size 384] [--json]
 
 bench kernels measures the GEMM, GEMV and transformer-op kernels on this
 machine's CPU against its FMA peak and memory bandwidth, with gonum for
 comparison, and prints one table (or JSON with --json).
 
+bench serve starts a server on loopback with a captioning checkpoint (default:
+the built-in blip-caption), image cache off, and measures over real gRPC:
+vision encode, time to first token and per-token time at batch 1, the
+latency of a fixed-length caption, and for each number of concurrent clients
+(each captioning different synthetic images) requests/s, tokens/s, p50 and
+p99 latency; then the peak RSS. --json prints the same as one object.
+
 Examples:
   glimpse bench kernels
   glimpse bench kernels --threads 1 --json
+  glimpse bench serve --model ./blip-image-captioning-base --clients 1,4,16,64
 `})
 }
 
@@ -42,7 +50,7 @@ func runBench(e *env, args []string) error {
 		}
 		return kbench.Run(e.stdout, kbench.Options{Threads: *threads, JSON: *asJSON, Quick: *quick})
 	case "serve":
-		return usagef("bench serve is not available yet: it arrives with the batching generation engine (issue 6); use `glimpse bench kernels` or `go test -bench . ./fusion/blip/`")
+		return benchServe(e, args[1:])
 	}
 	return usagef("unknown benchmark %q: want kernels or serve", args[0])
 }

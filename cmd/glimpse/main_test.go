@@ -78,7 +78,7 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{[]string{"caption", "--help"}, exitOK, "glimpse caption", ""},
 		{[]string{"serve", "-h"}, exitOK, "-max-queue int", ""},
 		{[]string{"bench", "--help"}, exitOK, "bench kernels", ""},
-		{[]string{"bench", "serve"}, exitUsage, "", "not available yet"},
+		{[]string{"bench", "serve", "--clients", "0"}, exitUsage, "", "--clients"},
 		{[]string{"caption"}, exitUsage, "", "want one IMAGE"},
 		{[]string{"caption", "--num-beams"}, exitUsage, "", "needs a value"},
 		{[]string{"ask", img}, exitUsage, "", "IMAGE QUESTION"},

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/glimpse-vlm/glimpse/client"
+	"github.com/glimpse-vlm/glimpse/internal/defaultmodels"
+	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
+	"github.com/glimpse-vlm/glimpse/server"
+)
+
+// benchLevel is one concurrency level's result.
+type benchLevel struct {
+	Clients      int     `json:"clients"`
+	Requests     int     `json:"requests"`
+	RequestsPerS float64 `json:"requests_per_s"`
+	TokensPerS   float64 `json:"tokens_per_s"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
+}
+
+// benchServeResult is `glimpse bench serve --json`.
+type benchServeResult struct {
+	Model         string       `json:"model"`
+	MaxNewTokens  int          `json:"max_new_tokens"`
+	ImageSize     int          `json:"image_size"`
+	VisionMsB1    float64      `json:"vision_ms_b1"`
+	TTFTMs        float64      `json:"ttft_ms"`
+	TokenMsB1     float64      `json:"token_ms_b1"`
+	Caption20MsB1 float64      `json:"caption20_ms_b1"`
+	Concurrency   []benchLevel `json:"concurrency"`
+	PeakRSSMB     float64      `json:"peak_rss_mb"`
+}
+
+func benchServe(e *env, args []string) error {
+	fs := newFlags("bench serve")
+	model := fs.String("model", "", "captioning checkpoint folder (default: the built-in blip-caption)")
+	levels := fs.String("clients", "1,4,16", "comma-separated concurrency levels")
+	perLevel := fs.Int("requests", 0, "requests per level (default: 4 per client, at least 8)")
+	tokens := fs.Int("max-new-tokens", 20, "tokens per caption (min_new_tokens is set equal, so every caption has this length)")
+	imgSize := fs.Int("image-size", 384, "side of the synthetic test images in pixels")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	pos, err := parse(fs, args, "")
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	var clients []int
+	for _, s := range strings.Split(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 256 {
+			return usagef("--clients %q: want numbers from 1 to 256", *levels)
+		}
+		clients = append(clients, n)
+	}
+	if *tokens < 1 || *imgSize < 8 || *imgSize > 4096 || *perLevel < 0 {
+		return usagef("--max-new-tokens must be >= 1, --image-size in [8, 4096], --requests >= 0")
+	}
+	dir := *model
+	name := "blip-caption"
+	if dir == "" {
+		ms, err := defaultmodels.Extract("")
+		if err != nil {
+			return err
+		}
+		dir = ms[0].Dir
+	}
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Models = []server.ModelSpec{{Name: name, Dir: dir}}
+	cfg.ImageCacheBytes = 0 // every request encodes its image
+	cfg.MaxQueue = 1024
+	cfg.MaxNewTokens = max(cfg.MaxNewTokens, *tokens)
+	srv, err := server.New(cfg, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	if err := srv.Load(ctx, nil); err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	c, err := client.New(lis.Addr().String(), client.WithImageCache(false), client.WithRetry(1, 0, 0))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	imgs := make([]client.Image, 64)
+	for i := range imgs {
+		imgs[i] = noiseImage(rng, *imgSize)
+	}
+	opts := &pb.GenerationOptions{MaxNewTokens: int32(*tokens), MinNewTokens: int32(*tokens)}
+	res := benchServeResult{Model: dir, MaxNewTokens: *tokens, ImageSize: *imgSize}
+
+	// Batch 1: latency, vision encode and decode timings (medians of 5).
+	var vision, lat, ttft, perTok []float64
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		r, err := c.Caption(ctx, imgs[i], "", opts)
+		if err != nil {
+			return err
+		}
+		lat = append(lat, ms(time.Since(start)))
+		vision = append(vision, ms(r.GetTimings().GetImageEncode().AsDuration()))
+		if n := r.GetUsage().GetGeneratedTokens(); n > 1 {
+			perTok = append(perTok, ms(r.GetTimings().GetDecode().AsDuration())/float64(n-1))
+		}
+		start = time.Now()
+		st, err := c.Generate(ctx, []client.Part{client.ImagePart(imgs[i+5])}, opts, pb.Task_TASK_CAPTION)
+		if err != nil {
+			return err
+		}
+		ttft = append(ttft, ms(time.Since(start))) // Generate returns at the first message
+		for _, err := range st.All() {
+			if err != nil {
+				return err
+			}
+		}
+	}
+	res.VisionMsB1, res.Caption20MsB1, res.TTFTMs, res.TokenMsB1 = median(vision), median(lat), median(ttft), median(perTok)
+
+	for _, n := range clients {
+		total := *perLevel
+		if total == 0 {
+			total = max(8, 4*n)
+		}
+		var mu sync.Mutex
+		var lats []float64
+		var toks int64
+		var firstErr error
+		next := make(chan int, total)
+		for i := 0; i < total; i++ {
+			next <- i
+		}
+		close(next)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := 0; w < n; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					t0 := time.Now()
+					r, err := c.Caption(ctx, imgs[i%len(imgs)], "", opts)
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					if err == nil {
+						lats = append(lats, ms(time.Since(t0)))
+						toks += int64(r.GetUsage().GetGeneratedTokens())
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
+		wall := time.Since(start).Seconds()
+		res.Concurrency = append(res.Concurrency, benchLevel{Clients: n, Requests: total,
+			RequestsPerS: float64(total) / wall, TokensPerS: float64(toks) / wall,
+			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)})
+	}
+	res.PeakRSSMB = peakRSSMB()
+	if *asJSON {
+		return writeJSON(e.stdout, res)
+	}
+	fmt.Fprintf(e.stdout, "model %s, %d-token captions of %dx%d synthetic images, real gRPC on loopback, image cache off\n\n",
+		res.Model, res.MaxNewTokens, res.ImageSize, res.ImageSize)
+	fmt.Fprintf(e.stdout, "vision encode, batch 1   %8.1f ms\n", res.VisionMsB1)
+	fmt.Fprintf(e.stdout, "time to first token      %8.1f ms\n", res.TTFTMs)
+	fmt.Fprintf(e.stdout, "per token, batch 1       %8.2f ms\n", res.TokenMsB1)
+	fmt.Fprintf(e.stdout, "%d-token caption, batch 1 %8.1f ms\n\n", res.MaxNewTokens, res.Caption20MsB1)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "clients\trequests\treq/s\ttokens/s\tp50 ms\tp99 ms\t")
+	for _, l := range res.Concurrency {
+		fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t\n", l.Clients, l.Requests, l.RequestsPerS, l.TokensPerS, l.P50Ms, l.P99Ms)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.stdout, "\npeak RSS %.0f MB\n", res.PeakRSSMB)
+	return err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(xs []float64) float64 { return percentile(xs, 50) }
+
+// percentile is the nearest-rank percentile (0 for no values).
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(float64(len(s))*p/100+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// noiseImage is a PNG of random pixels (a different image every call).
+func noiseImage(rng *rand.Rand, side int) client.Image {
+	img := image.NewRGBA(image.Rect(0, 0, side, side))
+	for y := 0; y < side; y++ {
+		for x := 0; x < side; x++ {
+			v := rng.Uint32()
+			img.SetRGBA(x, y, color.RGBA{uint8(v), uint8(v >> 8), uint8(v >> 16), 255})
+		}
+	}
+	var b bytes.Buffer
+	_ = png.Encode(&b, img)
+	return client.ImageBytes(b.Bytes())
+}
+
+// peakRSSMB is the process's peak resident set (VmHWM) in MB, 0 where
+// /proc is not available.
+func peakRSSMB() float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
