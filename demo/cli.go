@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
@@ -46,7 +47,8 @@ func RunScene(args []string, stdout, stderr io.Writer) int {
 
 // RunEval is the `glimpse demo eval` command: it evaluates the demo models
 // (--models DIR with caption/, vqa/, retrieval/; default the shipped ones)
-// on --scenes N held-out scenes (default 500) and prints the figures, as
+// on --scenes N held-out scenes (default 500; a missing model folder is
+// skipped and reported as −1) and prints the figures, as
 // JSON with --json. It returns the exit code.
 func RunEval(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo eval", flag.ContinueOnError)
@@ -75,17 +77,27 @@ func RunEval(args []string, stdout, stderr io.Writer) int {
 		*dir = d
 	}
 	var ms Models
+	loaded := 0
 	for _, x := range []struct {
 		dst  *fusion.Model
 		name string
 	}{{&ms.Caption, "caption"}, {&ms.VQA, "vqa"}, {&ms.Retrieval, "retrieval"}} {
-		m, err := fusion.Load(filepath.Join(*dir, x.name))
+		sub := filepath.Join(*dir, x.name)
+		if _, err := os.Stat(sub); err != nil {
+			continue // a missing model is skipped (its figure is −1)
+		}
+		m, err := fusion.Load(sub)
 		if err != nil {
 			fmt.Fprintf(stderr, "demo eval: %v\n", err)
 			return 1
 		}
 		defer m.Close()
 		*x.dst = m
+		loaded++
+	}
+	if loaded == 0 {
+		fmt.Fprintf(stderr, "demo eval: %s has none of caption/, vqa/, retrieval/ (make them with `glimpse train demo --out %s`)\n", *dir, *dir)
+		return 1
 	}
 	rep, err := Eval(context.Background(), ms, *n)
 	if err != nil {

@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,6 +108,23 @@ func TestRunTrainDemoSmall(t *testing.T) {
 			t.Fatalf("%s: %v", n, err)
 		}
 		m.Close()
+	}
+	// demo eval runs the three folders through the serving code.
+	so.Reset()
+	if code := demo.RunEval([]string{"--models", out, "--scenes", "3", "--json"}, &so, &se); code != 0 {
+		t.Fatalf("demo eval: exit %d: %s", code, se.String())
+	}
+	var rep map[string]float64
+	if err := json.Unmarshal(so.Bytes(), &rep); err != nil {
+		t.Fatalf("demo eval --json printed %q: %v", so.String(), err)
+	}
+	for _, k := range []string{"caption_all_attributes_correct", "vqa_exact", "match_top1"} {
+		if v, ok := rep[k]; !ok || v < 0 || v > 1 {
+			t.Errorf("%s = %v (present %v), want a fraction", k, v, ok)
+		}
+	}
+	if rep["scenes"] != 3 {
+		t.Errorf("scenes = %v, want 3", rep["scenes"])
 	}
 	if code := RunTrainDemo([]string{"--only", "nope", "--out", out}, &so, &se); code != 2 {
 		t.Fatalf("bad --only: exit %d", code)
