@@ -279,3 +279,36 @@ func TestWorkersDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// Every caption, question and answer of the world tokenizes without
+// [UNK], and decodes back to the same text.
+func TestWorldVocabulary(t *testing.T) {
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	m, err := NewModel(ArchCaption, tinyConfig(VocabSize(files)), files, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unk := m.Tok.Special().UNK
+	for seed := uint64(0); seed < 200; seed++ {
+		s := demo.NewScene(seed)
+		texts := []string{s.Caption()}
+		for _, qa := range s.QAs() {
+			texts = append(texts, qa.Question, qa.Answer)
+		}
+		texts = append(texts, s.Negatives(3, 1)...)
+		for _, text := range texts {
+			ids := m.Encode(text)
+			for _, id := range ids {
+				if id == unk {
+					t.Fatalf("%q has an unknown word: %v", text, ids)
+				}
+			}
+			if len(ids) > m.Cfg.Text.MaxPositions {
+				t.Fatalf("%q is %d tokens", text, len(ids))
+			}
+			if got := m.Tok.Decode(ids, true); got != text {
+				t.Fatalf("decode(encode(%q)) = %q", text, got)
+			}
+		}
+	}
+}
