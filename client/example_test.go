@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/glimpse-vlm/glimpse/client"
 	_ "github.com/glimpse-vlm/glimpse/fusion/families"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
@@ -46,6 +48,12 @@ func TestMain(m *testing.M) {
 	go srv.Serve(lis)
 	code := m.Run()
 	srv.Stop()
+	// No test may leave goroutines behind (an unclosed stream or connection).
+	// The kernels worker pool lives for the whole process by design.
+	if err := goleak.Find(goleak.IgnoreTopFunction("github.com/glimpse-vlm/glimpse/kernels.worker")); err != nil && code == 0 {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
 	os.Exit(code)
 }
 
