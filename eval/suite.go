@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
 )
 
 // Tasks a case can run.
@@ -246,6 +248,9 @@ func ParseSuite(path string, data []byte) (*Suite, error) {
 		return nil, yamlError(path, err)
 	}
 	s.file = file
+	if err := checkDurations(path, file); err != nil {
+		return nil, err
+	}
 	if err := yaml.UnmarshalWithOptions(data, s, yaml.DisallowUnknownField()); err != nil {
 		return nil, yamlError(path, err)
 	}
@@ -267,6 +272,13 @@ func yamlError(path string, err error) error {
 			line = tk.Position.Line
 		}
 		msg := ye.GetMessage()
+		var te *yaml.TypeError
+		if errors.As(err, &te) && te.Token != nil && te.DstType != nil {
+			msg = fmt.Sprintf("%q is not %s", te.Token.Value, kindName(te.DstType))
+			if key := keyOf(te.Token); key != "" {
+				msg = key + ": " + msg
+			}
+		}
 		msg = strings.ReplaceAll(msg, "eval.", "")
 		if strings.Contains(msg, "unknown field") {
 			msg += " (see examples/README.md for the suite format)"
@@ -274,6 +286,84 @@ func yamlError(path string, err error) error {
 		return &SuiteError{Path: path, Line: line, Msg: msg}
 	}
 	return &SuiteError{Path: path, Msg: err.Error()}
+}
+
+// durationVisitor collects bad values of duration keys.
+type durationVisitor struct {
+	path string
+	errs []error
+}
+
+func (v *durationVisitor) Visit(n ast.Node) ast.Visitor {
+	mv, ok := n.(*ast.MappingValueNode)
+	if !ok || mv.Key == nil || mv.Value == nil {
+		return v
+	}
+	switch key := mv.Key.String(); key {
+	case "timeout", "max-latency":
+		raw := strings.Trim(mv.Value.String(), `"'`)
+		if _, err := time.ParseDuration(raw); err != nil {
+			line := 0
+			if tk := mv.Value.GetToken(); tk != nil && tk.Position != nil {
+				line = tk.Position.Line
+			}
+			v.errs = append(v.errs, &SuiteError{Path: v.path, Line: line,
+				Msg: fmt.Sprintf("%s: %q is not a duration (e.g. 2s, 500ms, 1m30s)", key, raw)})
+		}
+	}
+	return v
+}
+
+// checkDurations reports duration values time.ParseDuration rejects, with
+// their lines (the YAML decoder's own error has none).
+func checkDurations(path string, f *ast.File) error {
+	v := &durationVisitor{path: path}
+	for _, d := range f.Docs {
+		if d.Body != nil {
+			ast.Walk(v, d.Body)
+		}
+	}
+	return errors.Join(v.errs...)
+}
+
+// keyOf is the mapping key a value token belongs to ("" if none).
+func keyOf(tk *token.Token) string {
+	for p := tk.Prev; p != nil; p = p.Prev {
+		if p.Type == token.MappingValueType {
+			if p.Prev != nil {
+				return p.Prev.Value
+			}
+			return ""
+		}
+		if p.Position != nil && tk.Position != nil && p.Position.Line != tk.Position.Line {
+			return ""
+		}
+	}
+	return ""
+}
+
+// kindName describes a Go type for a suite author.
+func kindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a duration (e.g. 2s, 500ms)"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "a whole number"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.String:
+		return "a string"
+	case t.Kind() == reflect.Slice:
+		return "a list"
+	case t.Kind() == reflect.Map || t.Kind() == reflect.Struct:
+		return "a mapping (key: value)"
+	}
+	return "a " + t.String()
 }
 
 // line is the line of the YAML node at a path like "$.cases[2].task" (0
@@ -426,9 +516,16 @@ func (v *validator) validateCase(c *Case, ids map[string]int) {
 		}
 		return
 	}
+	imagePath := func(i int) string { return fmt.Sprintf("images[%d]", i) }
 	if c.Image != "" {
 		c.Images = append([]string{c.Image}, c.Images...)
 		c.Image = ""
+		imagePath = func(i int) string {
+			if i == 0 {
+				return "image"
+			}
+			return fmt.Sprintf("images[%d]", i-1)
+		}
 	}
 	if len(c.Images) == 0 {
 		bad("", "no image (add image: FILE or images: [FILE, ...], relative to the suite)")
@@ -453,7 +550,7 @@ func (v *validator) validateCase(c *Case, ids map[string]int) {
 		}
 	}
 	for i, im := range c.Images {
-		sub := fmt.Sprintf("images[%d]", i)
+		sub := imagePath(i)
 		checkTpl(sub, im, false)
 		if len(placeholders(im)) == 0 {
 			if st, err := os.Stat(s.resolve(im)); err != nil || st.IsDir() {
