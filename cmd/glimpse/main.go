@@ -123,7 +123,10 @@ func run(e *env, args []string) int {
 	}
 	err := v.run(e, args[1:])
 	var ue *usageError
+	var ec exitCode
 	switch {
+	case errors.As(err, &ec):
+		return int(ec)
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
