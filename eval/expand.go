@@ -76,16 +76,16 @@ func (f Filter) keepRun(r *Run) bool {
 	return false
 }
 
-// globMatch is path.Match with "/" not special and malformed patterns
-// matching literally.
+// globMatch is path.Match with "/" not special; a pattern also matches
+// itself literally (ids contain [ and ]).
 func globMatch(pat, s string) bool {
+	if pat == s {
+		return true
+	}
 	pat = strings.ReplaceAll(pat, "/", "\x00")
 	s = strings.ReplaceAll(s, "/", "\x00")
 	ok, err := path.Match(pat, s)
-	if err != nil {
-		return pat == s
-	}
-	return ok
+	return err == nil && ok
 }
 
 var placeholderRe = regexp.MustCompile(`\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -108,6 +108,10 @@ func (rn *Runner) runOne(ctx context.Context, r *Run) *Result {
 		res.Error = "not run: " + err.Error()
 		return res
 	}
+	if rn.Client == nil {
+		res.Error = "not run: the runner has no client"
+		return res
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 	var imgs []client.Image
@@ -163,12 +167,10 @@ func (rn *Runner) call(ctx context.Context, c *client.Client, r *Run, imgs []cli
 		if err != nil {
 			return err
 		}
-		var text strings.Builder
-		for p, err := range st.All() {
+		for _, err := range st.All() {
 			if err != nil {
 				return err
 			}
-			text.WriteString(p.GetText())
 		}
 		f := st.Final()
 		if f == nil {

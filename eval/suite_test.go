@@ -221,6 +221,8 @@ cases:
 	equal(t, []string{"repeated#1", "repeated#2", "repeated#3"}, filtered(Filter{Tags: []string{"s"}, IDs: []string{"rep*"}}))
 	equal(t, []string{"zero-shot[colour=blue]"}, filtered(Filter{IDs: []string{"*blue*"}}))
 	equal(t, []string{"embed-all"}, filtered(Filter{IDs: []string{"embed-all", "nothing"}}))
+	equal(t, []string{"zero-shot[colour=red]"}, filtered(Filter{IDs: []string{"zero-shot[colour=red]"}}), "ids with brackets match literally")
+	equal(t, []string{"grid[thing=it]@rocket.jpg"}, filtered(Filter{IDs: []string{"grid*it]@rocket*"}}))
 	equal(t, []string(nil), filtered(Filter{Tags: []string{"missing"}}))
 }
 
