@@ -1,6 +1,9 @@
 package kernels
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Blocking parameters, chosen for Zen 3 (L1d 32 KiB, L2 512 KiB, L3 32 MiB).
 const (
@@ -219,15 +222,10 @@ func gemmDriver(m, n, k int, alpha float32, transA bool, a []float32, lda int, b
 
 	serial := 2*m*n*k < parallelFlops
 
-	// Pack all of op(A) once.
+	// op(A) is packed once, row block by row block, by the first tile
+	// that needs each block (see ensureA).
 	nPanA := (m + mr - 1) / mr
 	ab := getFloats(nPanA * k * mr)
-	packA := func(lo, hi int) { packAPanels(ab.f, transA, m, k, a, lda, lo, hi) }
-	if serial {
-		packA(0, nPanA)
-	} else {
-		parallelFor(nPanA, 2, packA)
-	}
 
 	// Tiles: row blocks of ≤ mc rows (balanced, multiples of mr) × column
 	// tiles of nc columns. K is never split across tiles.
@@ -245,6 +243,7 @@ func gemmDriver(m, n, k int, alpha float32, transA bool, a []float32, lda int, b
 		m: m, n: n, k: k, alpha: alpha, beta: beta,
 		ap: ab.f, bp: bp, src: src, c: c, ldc: ldc,
 		rbPanels: rbPanels, ctPanels: ctPanels, nRB: nRB, nPanA: nPanA, np: np,
+		transA: transA, a: a, lda: lda, aDone: make([]sync.Once, nRB),
 	}
 	switch {
 	case src != nil:
@@ -268,6 +267,21 @@ type gemmTask struct {
 
 	rbPanels, ctPanels int
 	nRB, nPanA, np     int
+
+	// Unpacked op(A), packed into ap one row block at a time.
+	transA bool
+	a      []float32
+	lda    int
+	aDone  []sync.Once
+}
+
+// ensureA packs row block rb of op(A) into t.ap unless that is done; a
+// tile that needs a block another goroutine is packing waits for it.
+func (t *gemmTask) ensureA(rb int) {
+	t.aDone[rb].Do(func() {
+		r0 := rb * t.rbPanels
+		packAPanels(t.ap, t.transA, t.m, t.k, t.a, t.lda, r0, min(r0+t.rbPanels, t.nPanA))
+	})
 }
 
 // tiles computes tiles [lo, hi). Tile t covers row block t%nRB and column
@@ -280,6 +294,7 @@ func (t *gemmTask) tiles(lo, hi int) {
 		r1 := min(r0+t.rbPanels, t.nPanA)
 		q0 := ct * t.ctPanels
 		q1 := min(q0+t.ctPanels, t.np)
+		t.ensureA(rb)
 		t.tile(r0, r1, q0, q1, t.bp, 0, scratch.f)
 	}
 	putFloats(scratch)
@@ -295,7 +310,10 @@ func (t *gemmTask) lazyTiles(lo, hi int) {
 		q0 := ct * t.ctPanels
 		q1 := min(q0+t.ctPanels, t.np)
 		packBPanels(bt.f, t.src.trans, t.k, t.n, t.src.b, t.src.ld, q0, q1)
-		for r0 := 0; r0 < t.nPanA; r0 += t.rbPanels {
+		for i := 0; i < t.nRB; i++ {
+			rb := (i + ct) % t.nRB // staggered, so tasks pack different A blocks first
+			r0 := rb * t.rbPanels
+			t.ensureA(rb)
 			t.tile(r0, min(r0+t.rbPanels, t.nPanA), q0, q1, bt.f, q0, scratch.f)
 		}
 	}
