@@ -117,3 +117,32 @@ func slowBPE(merges [][2]string, word string) []string {
 	}
 	return w
 }
+
+// TestCLIPRandom checks CLIP tokenisation (slow class without ftfy) of random word
+// sequences with the e2e CLIP vocabulary against results computed in Python
+// (testdata/clip_bpe_random.json: cased and accented words, Greek final sigma, CJK,
+// emoji, contractions, special-token literals, zero-width and control characters).
+func TestCLIPRandom(t *testing.T) {
+	b, err := os.ReadFile("testdata/clip_bpe_random.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Cases []struct {
+			Text string `json:"text"`
+			IDs  []int  `json:"ids"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Cases) < 1000 {
+		t.Fatalf("only %d cases", len(f.Cases))
+	}
+	tk := mustLoad(t, filepath.Join(e2eDir, "clip"))
+	for _, c := range f.Cases {
+		if got := tk.Encode(c.Text, true); !equalInts(got, c.IDs) {
+			t.Errorf("Encode(%+q) = %v, want %v", c.Text, got, c.IDs)
+		}
+	}
+}
