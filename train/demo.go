@@ -39,6 +39,10 @@ type DemoOptions struct {
 	CaptionDir string
 	// Only, if set, trains only "caption", "vqa" or "retrieval".
 	Only string
+	// SaveEvery, if > 0, saves the captioner every SaveEvery steps (so a
+	// long run can be evaluated, or stopped, early).
+	SaveEvery int
+	save      func(*Model) error
 	// Workers is the number of goroutines computing a step's samples
 	// (results depend on it, not on scheduling).
 	Workers int
@@ -99,7 +103,11 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 	} else if capm, err = NewModel(ArchCaption, cfg, files, o.Seed); err != nil {
 		return nil, err
 	}
-	if o.CaptionDir == "" && want("caption") && o.CaptionSteps > 0 {
+	// With --caption DIR and --only caption, training continues from DIR.
+	trainCaption := (o.CaptionDir == "" || o.Only == "caption") && want("caption")
+	capDir := filepath.Join(o.Out, "caption")
+	o.save = func(m *Model) error { return m.Save(capDir, o.Half) }
+	if trainCaption && o.CaptionSteps > 0 {
 		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(m *Model, step, i int) float64 {
 			s := scene(0, step, i)
 			return m.CaptionLoss(m.Pixels(s.Render()), s.Caption(), 1/float32(o.Batch))
@@ -109,8 +117,9 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 		}
 		res.Losses["caption"] = losses
 	}
-	if o.CaptionDir == "" && want("caption") {
-		res.Dirs["caption"] = filepath.Join(o.Out, "caption")
+	o.save = nil
+	if trainCaption {
+		res.Dirs["caption"] = capDir
 		if err := capm.Save(res.Dirs["caption"], o.Half); err != nil {
 			return nil, err
 		}
@@ -232,6 +241,11 @@ func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, samp
 		m.Params.ClipGradNorm(1.0)
 		opt.Step(m.Params)
 		losses = append(losses, l)
+		if o.save != nil && o.SaveEvery > 0 && (step+1)%o.SaveEvery == 0 && step+1 < steps {
+			if err := o.save(m); err != nil {
+				return losses, err
+			}
+		}
 		if o.Log != nil && o.LogEvery > 0 && (step%o.LogEvery == 0 || step == steps-1) {
 			fmt.Fprintf(o.Log, "%s step %d/%d loss %.4f lr %.2e elapsed %s\n", name, step+1, steps, l, opt.Rate(step), time.Since(start).Round(time.Second))
 		}
