@@ -17,6 +17,11 @@ const (
 	// tile (192 KiB at k = 768) stays in L2 while all row blocks use it.
 	ncLazy = 64
 
+	// For k > ncLongK the k×nc B tile cannot stay in L2 anyway; wider
+	// tiles then cut how often each A block is fetched again.
+	ncLongK = 1024
+	ncLong  = 256
+
 	// Products below this many flops (2·m·n·k) run on the calling
 	// goroutine: a hand-off to the pool costs a few microseconds.
 	parallelFlops = 1 << 21
@@ -236,6 +241,9 @@ func gemmDriver(m, n, k int, alpha float32, transA bool, a []float32, lda int, b
 	ctPanels := nc / nr
 	if src != nil {
 		ctPanels = ncLazy / nr
+	}
+	if k > ncLongK {
+		ctPanels = ncLong / nr
 	}
 	nCT := (np + ctPanels - 1) / ctPanels
 
