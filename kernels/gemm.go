@@ -239,10 +239,10 @@ func gemmDriver(m, n, k int, alpha float32, transA bool, a []float32, lda int, b
 	nRB = (nPanA + rbPanels - 1) / rbPanels
 	np := (n + nr - 1) / nr
 	ctPanels := nc / nr
-	if src != nil {
-		ctPanels = ncLazy / nr
-	}
-	if k > ncLongK {
+	switch {
+	case src != nil:
+		ctPanels = ncLazy / nr // tasks span all rows: keep them many
+	case k > ncLongK:
 		ctPanels = ncLong / nr
 	}
 	nCT := (np + ctPanels - 1) / ctPanels
