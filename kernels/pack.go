@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"math/bits"
 	"sync"
 	"unsafe"
 )
@@ -27,26 +28,31 @@ func alignedFloats(n int) []float32 {
 	return buf[off : off+n : off+n]
 }
 
-// floatPool recycles the large packing and scratch buffers so that steady
-// state products do not allocate them.
-var floatPool sync.Pool
+// floatPools recycle the packing and scratch buffers so that steady-state
+// products do not allocate them. Pool c holds buffers of capacity 1<<c
+// floats, so a request never receives (and drops) a buffer too small for
+// it.
+var floatPools [48]sync.Pool
 
-type floatBuf struct{ f []float32 }
-
-// getFloats returns a pooled aligned buffer of at least n floats (contents
-// unspecified). Release it with putFloats.
-func getFloats(n int) *floatBuf {
-	if v, ok := floatPool.Get().(*floatBuf); ok {
-		if cap(v.f) >= n {
-			v.f = v.f[:n]
-			return v
-		}
-		// Too small for this product: drop it, allocate a bigger one.
-	}
-	return &floatBuf{f: alignedFloats(n)}
+type floatBuf struct {
+	f     []float32
+	class int
 }
 
-func putFloats(b *floatBuf) { floatPool.Put(b) }
+// getFloats returns a pooled 64-byte aligned buffer of at least n floats
+// (contents unspecified). Release it with putFloats.
+func getFloats(n int) *floatBuf {
+	c := bits.Len(uint(max(n, 1) - 1))
+	if v, ok := floatPools[c].Get().(*floatBuf); ok {
+		v.f = v.f[:n]
+		return v
+	}
+	b := &floatBuf{f: alignedFloats(1 << c), class: c}
+	b.f = b.f[:n]
+	return b
+}
+
+func putFloats(b *floatBuf) { floatPools[b.class].Put(b) }
 
 // packAPanels packs row panels [r0, r1) of op(A) (m×k) into dst, whose
 // panel r starts at r·k·mr.
