@@ -554,3 +554,55 @@ nloop:
 ndone:
 	VZEROUPPER
 	RET
+
+// STORE6(p) stores the first 6 floats of Y(8+p) (column p of the
+// transposed block: rows 0..5) to DX + p*24.
+#define STORE6(yr, xr, off) \
+	VMOVUPS      xr, off(DX);       \
+	VEXTRACTF128 $1, yr, X0;        \
+	MOVQ         X0, off+16(DX)
+
+// func packA6(k8 int, src *float32, ld int, dst *float32)
+//
+// Packs columns p < k8 (k8 a multiple of 8) of the 6 rows src + r·ld,
+// r = 0..5, into dst[p*6 + r] (one A row panel). Rows 6 and 7 of each
+// transposed 8×8 block are never stored.
+TEXT ·packA6(SB), NOSPLIT, $0-32
+	MOVQ k8+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), BX
+	SHLQ $2, BX
+	MOVQ dst+24(FP), DX
+	LEAQ (BX)(BX*2), R11 // 3 rows
+	LEAQ (SI)(BX*4), DI  // row 4
+	SHRQ $3, CX
+	TESTQ CX, CX
+	JZ   adone
+
+aloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(BX*1), Y1
+	VMOVUPS (SI)(BX*2), Y2
+	VMOVUPS (SI)(R11*1), Y3
+	VMOVUPS (DI), Y4
+	VMOVUPS (DI)(BX*1), Y5
+	VXORPS  Y6, Y6, Y6
+	VXORPS  Y7, Y7, Y7
+	TR8
+	STORE6(Y8, X8, 0)
+	STORE6(Y9, X9, 24)
+	STORE6(Y10, X10, 48)
+	STORE6(Y11, X11, 72)
+	STORE6(Y12, X12, 96)
+	STORE6(Y13, X13, 120)
+	STORE6(Y14, X14, 144)
+	STORE6(Y15, X15, 168)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $192, DX
+	DECQ CX
+	JNZ  aloop
+
+adone:
+	VZEROUPPER
+	RET

@@ -19,6 +19,9 @@ func gemv1(k int, x, b *float32, out *float32)
 func packT16(k8 int, src *float32, ld int, dst *float32)
 
 //go:noescape
+func packA6(k8 int, src *float32, ld int, dst *float32)
+
+//go:noescape
 func packN16(k int, src *float32, ld int, dst *float32)
 
 //go:noescape
@@ -48,6 +51,15 @@ func init() {
 			_ = src[15*ld+k8-1] // bounds: 16 rows of k8
 			_ = dst[k8*nr-1]
 			packT16(k8, &src[0], ld, &dst[0])
+		}
+		return k8
+	}
+	packA6N = func(k int, src []float32, ld int, dst []float32) int {
+		k8 := k &^ 7
+		if k8 > 0 {
+			_ = src[5*ld+k8-1] // bounds: 6 rows of k8
+			_ = dst[k8*mr-1]
+			packA6(k8, &src[0], ld, &dst[0])
 		}
 		return k8
 	}

@@ -17,6 +17,9 @@ var (
 	// Go code packs the rest. packB16N, if set, packs a full
 	// non-transposed panel (k rows of 16 at src[p*ld:]).
 	packB16T func(k int, src []float32, ld int, dst []float32) int
+	// packA6N, if set, packs the first columns of a full non-transposed A
+	// row panel (the 6 rows src[r*ld:]) for p < the returned count.
+	packA6N  func(k int, src []float32, ld int, dst []float32) int
 	packB16N func(k int, src []float32, ld int, dst []float32)
 )
 

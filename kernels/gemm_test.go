@@ -439,3 +439,61 @@ func TestProbes(t *testing.T) {
 		t.Fatal("empty KernelName")
 	}
 }
+
+// TestPackLayouts checks the packed layouts element by element (the
+// assembly packers handle 8-column blocks, Go the tails and edges).
+func TestPackLayouts(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	for _, s := range [][2]int{{13, 21}, {6, 8}, {17, 3}, {33, 40}} {
+		rows, k := s[0], s[1]
+		for _, trans := range []bool{false, true} {
+			// A: op(A) rows×k.
+			sr, sc := storeDims(trans, rows, k)
+			a := randMat(rng, sr*(sc+2))
+			np := (rows + mr - 1) / mr
+			dst := nanMat(np * k * mr)
+			packAPanels(dst, trans, rows, k, a, sc+2, 0, np)
+			for r := 0; r < np; r++ {
+				for p := 0; p < k; p++ {
+					for i := 0; i < mr; i++ {
+						var want float32
+						if row := r*mr + i; row < rows {
+							if trans {
+								want = a[p*(sc+2)+row]
+							} else {
+								want = a[row*(sc+2)+p]
+							}
+						}
+						if got := dst[r*k*mr+p*mr+i]; got != want {
+							t.Fatalf("A %dx%d trans=%v: panel %d p %d row %d = %v, want %v", rows, k, trans, r, p, i, got, want)
+						}
+					}
+				}
+			}
+			// B: op(B) k×cols with cols = rows+7.
+			cols := rows + 7
+			br, bc := storeDims(trans, k, cols)
+			b := randMat(rng, br*(bc+1))
+			nq := (cols + nr - 1) / nr
+			dstB := nanMat(nq * k * nr)
+			packBPanels(dstB, trans, k, cols, b, bc+1, 0, nq)
+			for q := 0; q < nq; q++ {
+				for p := 0; p < k; p++ {
+					for j := 0; j < nr; j++ {
+						var want float32
+						if col := q*nr + j; col < cols {
+							if trans {
+								want = b[col*(bc+1)+p]
+							} else {
+								want = b[p*(bc+1)+col]
+							}
+						}
+						if got := dstB[q*k*nr+p*nr+j]; got != want {
+							t.Fatalf("B %dx%d trans=%v: panel %d p %d col %d = %v, want %v", k, cols, trans, q, p, j, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -73,13 +73,17 @@ func packAPanels(dst []float32, transA bool, m, k int, a []float32, lda int, r0,
 				}
 			}
 		case rows == mr:
+			p0 := 0
+			if packA6N != nil {
+				p0 = packA6N(k, a[i0*lda:], lda, d)
+			}
 			a0 := a[(i0+0)*lda : (i0+0)*lda+k]
 			a1 := a[(i0+1)*lda : (i0+1)*lda+k]
 			a2 := a[(i0+2)*lda : (i0+2)*lda+k]
 			a3 := a[(i0+3)*lda : (i0+3)*lda+k]
 			a4 := a[(i0+4)*lda : (i0+4)*lda+k]
 			a5 := a[(i0+5)*lda : (i0+5)*lda+k]
-			for p := 0; p < k; p++ {
+			for p := p0; p < k; p++ {
 				g := d[p*mr : p*mr+mr : p*mr+mr]
 				g[0], g[1], g[2], g[3], g[4], g[5] = a0[p], a1[p], a2[p], a3[p], a4[p], a5[p]
 			}
