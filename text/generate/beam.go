@@ -62,6 +62,9 @@ func Beam(ctx context.Context, s Stepper, prompt []int, cfg Config) (*Result, er
 
 	gen := 0
 	done := false
+	proc := &processor{cfg: &cfg}
+	track := cfg.RepetitionPenalty != 0 && cfg.RepetitionPenalty != 1 || cfg.NoRepeatNgramSize > 0
+	var full []int
 	for {
 		if err := ctx.Err(); err != nil {
 			return &Result{Finish: FinishCancelled}, fmt.Errorf("generate: beam search stopped after %d tokens: %w", gen, err)
@@ -81,10 +84,16 @@ func Beam(ctx context.Context, s Stepper, prompt []int, cfg Config) (*Result, er
 			if len(row) == 0 || len(row) != len(logits[0]) {
 				return nil, fmt.Errorf("generate: beam step %d: stepper returned rows of unequal or zero width", gen)
 			}
+		}
+		// HF's beam search applies the logits processors to log-softmaxed
+		// scores, per beam with the beam's whole sequence.
+		for beam := 0; beam < rows; beam++ {
+			row := logits[rowOf[beam]]
 			kernels.LogSoftmax(row)
-			if gen < cfg.MinNewTokens {
-				suppress(row, cfg.EOS)
+			if track {
+				full = append(append(full[:0], prompt...), seqs[beam]...)
 			}
+			proc.apply(row, full, gen)
 		}
 
 		// Top-k candidates over beams × vocabulary.

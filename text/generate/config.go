@@ -59,6 +59,9 @@ type Config struct {
 	// PAD is the padding id (HF pad_token_id); batch-1 decoding never
 	// emits it, batched decoding fills finished rows with it.
 	PAD int
+	// Sampling holds repetition_penalty, no_repeat_ngram_size and the
+	// sampling controls (all off in the zero value).
+	Sampling
 }
 
 // DefaultConfig returns HF's GenerationConfig defaults with the given
@@ -79,6 +82,12 @@ func (c *Config) validate(prompt []int, beam bool) error {
 	}
 	if beam && c.NumBeams < 1 {
 		return fmt.Errorf("generate: num_beams = %d, must be at least 1", c.NumBeams)
+	}
+	if err := c.Sampling.validate(); err != nil {
+		return err
+	}
+	if beam && c.NumBeams > 1 && c.Sample {
+		return fmt.Errorf("generate: sampling with num_beams = %d (beam sampling) is not supported; use num_beams 1 to sample or turn sampling off", c.NumBeams)
 	}
 	if c.EarlyStopping < EarlyStopHeuristic || c.EarlyStopping > EarlyStopNever {
 		return fmt.Errorf("generate: unknown early_stopping setting %d", int(c.EarlyStopping))

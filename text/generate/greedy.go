@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-
-	"github.com/glimpse-vlm/glimpse/kernels"
 )
 
 // Greedy decodes one sequence the way HF generate() does with num_beams=1
@@ -20,6 +18,12 @@ import (
 // with the tokens so far. ctx is checked before every step; on
 // cancellation the partial Result (Finish = FinishCancelled) is returned
 // with ctx's error. The Stepper's logits rows are modified in place.
+//
+// The logits processors of cfg.Sampling run first, in HF's order
+// (repetition_penalty, no_repeat_ngram_size, min_new_tokens). With
+// cfg.Sample set, the token is drawn instead (HF's sample(): temperature,
+// top_k, top_p, softmax, multinomial) from the request's own random stream
+// seeded by cfg.Seed; Logprobs are then log_softmax of the warped scores.
 func Greedy(ctx context.Context, s Stepper, prompt []int, cfg Config, onToken func(id int, logprob float32) error) (*Result, error) {
 	if err := cfg.validate(prompt, false); err != nil {
 		return nil, err
@@ -27,6 +31,15 @@ func Greedy(ctx context.Context, s Stepper, prompt []int, cfg Config, onToken fu
 	res := &Result{Tokens: make([]int, 0, cfg.MaxNewTokens), Logprobs: make([]float32, 0, cfg.MaxNewTokens)}
 	next := [][]int{prompt}
 	one := []int{0}
+	proc := &processor{cfg: &cfg}
+	var smp *sampler
+	if cfg.Sample {
+		smp = newSampler(&cfg)
+	}
+	var seq []int
+	if cfg.RepetitionPenalty != 0 && cfg.RepetitionPenalty != 1 || cfg.NoRepeatNgramSize > 0 {
+		seq = append(make([]int, 0, len(prompt)+cfg.MaxNewTokens), prompt...)
+	}
 	for step := 0; step < cfg.MaxNewTokens; step++ {
 		if err := ctx.Err(); err != nil {
 			res.Finish = FinishCancelled
@@ -43,12 +56,20 @@ func Greedy(ctx context.Context, s Stepper, prompt []int, cfg Config, onToken fu
 			return res, fmt.Errorf("generate: step %d: stepper returned %d rows, want 1 non-empty row", step, len(logits))
 		}
 		row := logits[0]
-		if step < cfg.MinNewTokens {
-			suppress(row, cfg.EOS)
+		proc.apply(row, seq, step)
+		var id int
+		if smp != nil {
+			smp.warp(row)
+			if id, err = smp.draw(row); err != nil {
+				return res, err
+			}
+		} else {
+			id = argmax(row)
 		}
-		id := argmax(row)
-		kernels.LogSoftmax(row)
-		lp := row[id]
+		lp := logSoftmaxAt(row, id)
+		if seq != nil {
+			seq = append(seq, id)
+		}
 		res.Tokens = append(res.Tokens, id)
 		res.Logprobs = append(res.Logprobs, lp)
 		res.Score += float64(lp)
@@ -95,4 +116,23 @@ func argmax(x []float32) int {
 		}
 	}
 	return best
+}
+
+// Decode runs the strategy cfg selects: beam search when NumBeams > 1
+// (tokens reach onToken once the best beam is known, with log-probability
+// 0), otherwise Greedy (which samples when cfg.Sample is set).
+func Decode(ctx context.Context, s Stepper, prompt []int, cfg Config, onToken func(id int, logprob float32) error) (*Result, error) {
+	if cfg.NumBeams <= 1 {
+		return Greedy(ctx, s, prompt, cfg, onToken)
+	}
+	res, err := Beam(ctx, s, prompt, cfg)
+	if err != nil || onToken == nil {
+		return res, err
+	}
+	for _, id := range res.Tokens {
+		if err := onToken(id, 0); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
