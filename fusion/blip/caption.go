@@ -2,6 +2,7 @@ package blip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
@@ -15,7 +16,8 @@ import (
 // implements fusion.Model and fusion.Captioner.
 type CaptionModel struct {
 	*base
-	dec *bert.Model
+	dec   *bert.Model
+	batch *generate.Batcher[bert.Seq] // batches concurrent requests' steps
 }
 
 var (
@@ -56,7 +58,7 @@ func newCaption(b *base) (*CaptionModel, error) {
 	if !dec.HasCrossAttention() {
 		return nil, fmt.Errorf("blip: %s: text_config.is_decoder is false, but the caption decoder needs cross-attention", b.arch)
 	}
-	return &CaptionModel{base: b, dec: dec}, nil
+	return &CaptionModel{base: b, dec: dec, batch: newDecoderBatcher(dec)}, nil
 }
 
 // Info implements fusion.Model.
@@ -82,7 +84,8 @@ func (m *CaptionModel) CaptionPrompt(prefixIDs []int) []int {
 // CaptionIDs decodes a caption for an encoded image from a decoder prompt
 // (CaptionPrompt's output) and returns the generated ids (after the
 // prompt, with the final [SEP] if produced). onToken (may be nil) gets
-// greedy tokens as they are chosen.
+// tokens as they are chosen (beam search: at the end). Concurrent calls
+// share batched decoding steps.
 func (m *CaptionModel) CaptionIDs(ctx context.Context, img *fusion.ImageState, prompt []int, cfg generate.Config, onToken func(int, float32) error) (*generate.Result, error) {
 	if err := m.checkState(img); err != nil {
 		return nil, err
@@ -91,7 +94,7 @@ func (m *CaptionModel) CaptionIDs(ctx context.Context, img *fusion.ImageState, p
 	if err != nil {
 		return nil, err
 	}
-	return decodeIDs(ctx, m.dec, cross, prompt, cfg, onToken)
+	return decodeIDs(ctx, m.dec, cross, prompt, cfg, onToken, m.batch)
 }
 
 // DecodeConfig returns the decoding settings a request gets for a prompt
@@ -115,13 +118,19 @@ func (m *CaptionModel) Caption(ctx context.Context, img *fusion.ImageState, prom
 	if err != nil {
 		return nil, err
 	}
-	st := m.newStreamer(p, on)
+	st, err := m.newStreamer(p, on, opts.Stop...)
+	if err != nil {
+		return nil, err
+	}
 	res, err := m.CaptionIDs(ctx, img, p, cfg, st.token)
 	if res == nil {
 		return nil, err
 	}
+	if errors.Is(err, errStop) && st.stopped {
+		err = nil
+	}
 	if err == nil {
 		err = st.end()
 	}
-	return m.finish(p, res, len(p)), err
+	return m.finishStreamed(p, res, len(p), st), err
 }

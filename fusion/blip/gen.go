@@ -2,7 +2,10 @@ package blip
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/text/bert"
@@ -77,51 +80,38 @@ func decodeConfig(tc bert.Config, opts fusion.GenerateOptions, promptLen int) (g
 	c.EOS = []int{tc.SEP}
 	c.PAD = tc.PAD
 
-	// Settings this decoder does not implement yet: refuse rather than
-	// silently decode differently from HF.
-	rp := g.RepetitionPenalty
-	if opts.RepetitionPenalty != 0 {
-		rp = opts.RepetitionPenalty
-	}
-	ngram := g.NoRepeatNgramSize
-	if opts.NoRepeatNgramSize != 0 {
-		ngram = opts.NoRepeatNgramSize
-	}
-	switch {
-	case opts.Sample || g.DoSample || opts.Temperature != 0 || opts.TopK != 0 || opts.TopP != 0:
-		return c, fmt.Errorf("blip: sampling is not supported yet; use greedy or beam search")
-	case rp != 1:
-		return c, fmt.Errorf("blip: repetition_penalty %g is not supported yet (only 1.0)", rp)
-	case ngram != 0:
-		return c, fmt.Errorf("blip: no_repeat_ngram_size %d is not supported yet (only 0)", ngram)
-	case len(opts.Stop) > 0:
-		return c, fmt.Errorf("blip: stop strings are not supported yet")
-	case len(g.Unsupported) > 0:
+	if len(g.Unsupported) > 0 {
 		return c, fmt.Errorf("blip: text_config sets generation options this decoder does not implement: %v", g.Unsupported)
 	}
+	smp, err := generate.ResolveSampling(generate.SamplingDefaults{
+		DoSample: g.DoSample, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
+		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgramSize: g.NoRepeatNgramSize,
+	}, generate.Sampling{
+		Sample: opts.Sample, Temperature: opts.Temperature, TopK: opts.TopK, TopP: opts.TopP,
+		RepetitionPenalty: opts.RepetitionPenalty, NoRepeatNgramSize: opts.NoRepeatNgramSize, Seed: opts.Seed,
+	})
+	if err != nil {
+		return c, fmt.Errorf("blip: %w", err)
+	}
+	if smp.Sample && c.NumBeams > 1 {
+		return c, fmt.Errorf("blip: sampling with num_beams %d (beam sampling) is not supported: set num_beams 1 to sample", c.NumBeams)
+	}
+	c.Sampling = smp
 	return c, nil
 }
 
-// decodeIDs runs greedy or beam search on dec from prompt (starting with
-// the decoder start token), cross-attending to cross, streaming greedy
-// tokens through onToken.
-func decodeIDs(ctx context.Context, dec *bert.Model, cross *bert.CrossKV, prompt []int, cfg generate.Config, onToken func(id int, logprob float32) error) (*generate.Result, error) {
+// decodeIDs runs greedy, sampled or beam search decoding on dec from
+// prompt (starting with the decoder start token), cross-attending to
+// cross, streaming tokens through onToken (beam search: once the best beam
+// is known). With a batcher, every step joins the model's other live
+// requests in one batched forward pass.
+func decodeIDs(ctx context.Context, dec *bert.Model, cross *bert.CrossKV, prompt []int, cfg generate.Config, onToken func(id int, logprob float32) error, batch ...*generate.Batcher[bert.Seq]) (*generate.Result, error) {
 	s := newDecoderStepper(dec, cross)
-	if cfg.NumBeams > 1 {
-		res, err := generate.Beam(ctx, s, prompt, cfg)
-		if err != nil {
-			return res, err
-		}
-		if onToken != nil { // beam search knows its tokens only at the end
-			for _, id := range res.Tokens {
-				if err := onToken(id, 0); err != nil {
-					return res, err
-				}
-			}
-		}
-		return res, nil
+	if len(batch) > 0 && batch[0] != nil {
+		s.member = batch[0].Join()
+		defer s.member.Leave()
 	}
-	return generate.Greedy(ctx, s, prompt, cfg, onToken)
+	return generate.Decode(ctx, s, prompt, cfg, onToken)
 }
 
 // finish turns a decoding result into a fusion.Generation: Text is the
@@ -152,66 +142,141 @@ func (b *base) finish(full []int, res *generate.Result, promptTokens int) *fusio
 	return g
 }
 
-// streamer adapts fusion.OnToken to generate's callback. Token texts come
-// from the tokenizer's incremental decoder over the full ids (start token,
-// prompt, generated), so the pieces of all tokens concatenate to
-// Generation.Text: the first token's piece also carries the prompt's text.
-// A token is delivered once the next one (or the end) is known, because
-// the tokenizer may hold text back until then.
-type streamer struct {
-	on      fusion.OnToken
-	st      *tokenizer.Stream // nil without a tokenizer
-	eos     int
-	pending *fusion.Token
-	carry   string
+// finishStreamed is finish with the streamer's stop-string outcome: a
+// stopped generation ends before the stop string (Finish "stop").
+func (b *base) finishStreamed(full []int, res *generate.Result, promptTokens int, st *streamer) *fusion.Generation {
+	g := b.finish(full, res, promptTokens)
+	if st.stopped {
+		g.Finish = fusion.FinishStop
+		g.Text = st.prompt + st.gen.String()[:st.stopAt]
+	}
+	return g
 }
 
-func (b *base) newStreamer(prefix []int, on fusion.OnToken) *streamer {
+// errStop ends decoding when a stop string appears in the text.
+var errStop = errors.New("blip: stop string reached")
+
+// streamer adapts fusion.OnToken to generate's callback and matches stop
+// strings. Token texts come from the tokenizer's incremental decoder over
+// the full ids (start token, prompt, generated), so the pieces of all
+// tokens concatenate to Generation.Text: the first token's piece also
+// carries the prompt's text. A token is delivered once the next one (or
+// the end) is known, because the tokenizer may hold text back until then;
+// with stop strings, the last len(stop)−1 bytes of the generated text are
+// held back too, so nothing from a stop string on is ever streamed.
+type streamer struct {
+	on      fusion.OnToken
+	st      *tokenizer.Stream // nil without a tokenizer or need
+	eos     int
+	stop    []string
+	hold    int
+	pending *fusion.Token
+	carry   string          // prompt text not yet given out
+	prompt  string          // the prompt's text
+	gen     strings.Builder // generated text so far
+	sent    int             // bytes of gen given out
+	stopped bool
+	stopAt  int // where the stop string starts in gen
+}
+
+func (b *base) newStreamer(prefix []int, on fusion.OnToken, stop ...string) (*streamer, error) {
 	s := &streamer{on: on, eos: b.cfg.Text.SEP}
-	if on != nil && b.tok != nil {
+	for _, x := range stop {
+		if x != "" {
+			s.stop = append(s.stop, x)
+			s.hold = max(s.hold, len(x)-1)
+		}
+	}
+	if len(s.stop) > 0 && b.tok == nil {
+		return nil, fmt.Errorf("blip: stop strings need the model's tokenizer, and none is loaded")
+	}
+	if (on != nil || len(s.stop) > 0) && b.tok != nil {
 		s.st = b.tok.NewStream(true)
 		for _, id := range prefix {
 			s.carry += s.st.Add(id)
 		}
+		s.prompt = s.carry
 	}
-	return s
+	return s, nil
+}
+
+// release returns generated text that is safe to give out, up to end
+// (end < 0: all but the held-back tail, backed off to a character start).
+func (s *streamer) release(end int) string {
+	g := s.gen.String()
+	if end < 0 {
+		end = len(g) - s.hold
+		for end > s.sent && end < len(g) && !utf8.RuneStart(g[end]) {
+			end--
+		}
+	}
+	if end <= s.sent {
+		return ""
+	}
+	piece := g[s.sent:end]
+	s.sent = end
+	return piece
 }
 
 // token is generate's per-token callback.
 func (s *streamer) token(id int, lp float32) error {
-	if s.on == nil || id == s.eos { // the final eos is not part of the output
+	if id == s.eos || s.stopped { // the final eos is not part of the output
 		return nil
 	}
-	if err := s.flushPending(""); err != nil {
-		return err
+	if s.pending != nil {
+		s.pending.Text += s.release(-1)
+		if err := s.send(); err != nil {
+			return err
+		}
 	}
-	piece := s.carry
-	s.carry = ""
 	if s.st != nil {
-		piece += s.st.Add(id)
+		s.gen.WriteString(s.st.Add(id))
 	}
-	s.pending = &fusion.Token{ID: id, Text: piece, Logprob: lp}
+	s.pending = &fusion.Token{ID: id, Text: s.carry, Logprob: lp}
+	s.carry = ""
+	if len(s.stop) > 0 {
+		if i := stopIndex(s.gen.String(), s.stop); i >= 0 {
+			s.stopped, s.stopAt = true, i
+			s.pending.Text += s.release(i)
+			return errStop
+		}
+	}
 	return nil
 }
 
-func (s *streamer) flushPending(extra string) error {
-	if s.pending == nil {
+func (s *streamer) send() error {
+	t := s.pending
+	s.pending = nil
+	if t == nil || s.on == nil {
 		return nil
 	}
-	t := *s.pending
-	t.Text += extra
-	s.pending = nil
-	return s.on(t)
+	return s.on(*t)
 }
 
 // end delivers the last token with the text the tokenizer held back.
 func (s *streamer) end() error {
-	if s.on == nil {
+	if s.pending == nil {
 		return nil
 	}
-	rest := ""
-	if s.st != nil {
-		rest = s.st.Flush()
+	if !s.stopped && s.st != nil {
+		s.gen.WriteString(s.st.Flush())
+		if i := stopIndex(s.gen.String(), s.stop); i >= 0 {
+			s.stopped, s.stopAt = true, i
+			s.pending.Text += s.release(i)
+			return s.send()
+		}
+		s.pending.Text += s.release(s.gen.Len())
 	}
-	return s.flushPending(rest)
+	return s.send()
+}
+
+// stopIndex is the position of the earliest stop string in text, or -1.
+func stopIndex(text string, stop []string) int {
+	best := -1
+	for _, x := range stop {
+		if i := strings.Index(text, x); x != "" && i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	return best
 }

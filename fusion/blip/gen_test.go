@@ -40,6 +40,15 @@ func TestDecodeConfig(t *testing.T) {
 		{"options override config", withGen(func(g *bert.GenDefaults) { g.NumBeams, g.MinNewTokens = 3, 2 }),
 			fusion.GenerateOptions{MaxNewTokens: 5, MinNewTokens: 4, NumBeams: 1, LengthPenalty: f64(2), EarlyStopping: &yes}, 1,
 			generate.Config{MaxNewTokens: 5, MinNewTokens: 4, NumBeams: 1, LengthPenalty: 2, EarlyStopping: generate.EarlyStopTrue, EOS: []int{3}}},
+		{"sampling: HF's top_k 50 and the request's seed", base, fusion.GenerateOptions{Sample: true, Seed: 11, MaxNewTokens: 5}, 1,
+			generate.Config{MaxNewTokens: 5, NumBeams: 1, LengthPenalty: 1, EOS: []int{3}, Sampling: generate.Sampling{Sample: true, TopK: 50, Seed: 11}}},
+		{"text_config sampling keys and penalties", withGen(func(g *bert.GenDefaults) {
+			g.DoSample, g.Temperature, g.TopK, g.TopP, g.RepetitionPenalty, g.NoRepeatNgramSize = true, 0.8, 0, 0.9, 1.3, 2
+		}), fusion.GenerateOptions{Seed: 4, MaxNewTokens: 5}, 1,
+			generate.Config{MaxNewTokens: 5, NumBeams: 1, LengthPenalty: 1, EOS: []int{3},
+				Sampling: generate.Sampling{Sample: true, Temperature: 0.8, TopP: 0.9, RepetitionPenalty: 1.3, NoRepeatNgramSize: 2, Seed: 4}}},
+		{"penalties with beam search", base, fusion.GenerateOptions{NumBeams: 2, RepetitionPenalty: 1.2, NoRepeatNgramSize: 3, MaxNewTokens: 5}, 1,
+			generate.Config{MaxNewTokens: 5, NumBeams: 2, LengthPenalty: 1, EOS: []int{3}, Sampling: generate.Sampling{RepetitionPenalty: 1.2, NoRepeatNgramSize: 3}}},
 		{"position table bounds max_new_tokens", withGen(func(g *bert.GenDefaults) {}), fusion.GenerateOptions{MaxNewTokens: 1000}, 2,
 			generate.Config{MaxNewTokens: 510, NumBeams: 1, LengthPenalty: 1, EOS: []int{3}}},
 	}
@@ -61,11 +70,11 @@ func TestDecodeConfig(t *testing.T) {
 		promptLen int
 	}{
 		{"prompt longer than max_length", base, fusion.GenerateOptions{}, 20},
-		{"sampling", base, fusion.GenerateOptions{Sample: true, Temperature: 0.7}, 1},
-		{"repetition penalty", base, fusion.GenerateOptions{RepetitionPenalty: 1.2}, 1},
-		{"config repetition penalty", withGen(func(g *bert.GenDefaults) { g.RepetitionPenalty = 1.5 }), fusion.GenerateOptions{}, 1},
-		{"no_repeat_ngram", base, fusion.GenerateOptions{NoRepeatNgramSize: 3}, 1},
-		{"stop strings", base, fusion.GenerateOptions{Stop: []string{"."}}, 1},
+		{"temperature without sampling", base, fusion.GenerateOptions{Temperature: 0.7}, 1},
+		{"beam sampling", base, fusion.GenerateOptions{Sample: true, NumBeams: 3}, 1},
+		{"negative repetition penalty", base, fusion.GenerateOptions{RepetitionPenalty: -1.2}, 1},
+		{"config negative no_repeat_ngram", withGen(func(g *bert.GenDefaults) { g.NoRepeatNgramSize = -3 }), fusion.GenerateOptions{}, 1},
+		{"top_p above 1", base, fusion.GenerateOptions{Sample: true, TopP: 1.5}, 1},
 		{"negative max", base, fusion.GenerateOptions{MaxNewTokens: -1}, 1},
 		{"config forced eos", withGen(func(g *bert.GenDefaults) { g.Unsupported = []string{"forced_eos_token_id"} }), fusion.GenerateOptions{}, 1},
 	} {

@@ -3,8 +3,10 @@ package blip
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/glimpse-vlm/glimpse/text/bert"
+	"github.com/glimpse-vlm/glimpse/text/generate"
 )
 
 // decoderStepper is one request's decoding state in a BLIP text decoder:
@@ -21,6 +23,9 @@ type decoderStepper struct {
 	seqs  []bert.Seq
 	last  []float32   // (rows, H) hidden state of each row's last position
 	out   [][]float32 // per-row logits views
+	// member, if set, runs the steps through the model's Batcher, batched
+	// with the other live requests.
+	member *generate.Member[bert.Seq]
 }
 
 func newDecoderStepper(dec *bert.Model, cross *bert.CrossKV) *decoderStepper {
@@ -39,31 +44,56 @@ func (s *decoderStepper) Step(ctx context.Context, tokens [][]int) ([][]float32,
 	for r, t := range tokens {
 		s.seqs = append(s.seqs, bert.Seq{Tokens: t, Cache: s.rows[r], Cross: s.cross})
 	}
-	hidden, err := s.dec.Forward(&s.ws, s.seqs, true)
+	if s.member != nil {
+		return s.member.Step(ctx, s.seqs)
+	}
+	var err error
+	s.out, err = runDecoder(s.dec, &s.ws, &s.last, s.out, s.seqs)
+	return s.out, err
+}
+
+// runDecoder runs one causal decoder step over seqs (of one or many
+// requests) and returns each sequence's last-position logits (views into
+// ws, reusing out's backing array).
+func runDecoder(dec *bert.Model, ws *bert.Workspace, last *[]float32, out [][]float32, seqs []bert.Seq) ([][]float32, error) {
+	hidden, err := dec.Forward(ws, seqs, true)
 	if err != nil {
 		return nil, err
 	}
-	h := s.dec.Config().HiddenSize
-	n := len(tokens)
-	if cap(s.last) < n*h {
-		s.last = make([]float32, n*h)
+	h := dec.Config().HiddenSize
+	n := len(seqs)
+	if cap(*last) < n*h {
+		*last = make([]float32, n*h)
 	}
-	s.last = s.last[:n*h]
+	l := (*last)[:n*h]
 	at := 0
-	for r, t := range tokens {
-		at += len(t)
-		copy(s.last[r*h:(r+1)*h], hidden[(at-1)*h:at*h])
+	for r, s := range seqs {
+		at += len(s.Tokens)
+		copy(l[r*h:(r+1)*h], hidden[(at-1)*h:at*h])
 	}
-	logits, err := s.dec.Logits(&s.ws, s.last, n)
+	logits, err := dec.Logits(ws, l, n)
 	if err != nil {
 		return nil, err
 	}
-	v := s.dec.Config().VocabSize
-	s.out = s.out[:0]
+	v := dec.Config().VocabSize
+	out = out[:0]
 	for r := 0; r < n; r++ {
-		s.out = append(s.out, logits[r*v:(r+1)*v:(r+1)*v])
+		out = append(out, logits[r*v:(r+1)*v:(r+1)*v])
 	}
-	return s.out, nil
+	return out, nil
+}
+
+// newDecoderBatcher returns the iteration-level scheduler of a decoder:
+// concurrent requests' steps run as one batch (at most 256 sequences).
+func newDecoderBatcher(dec *bert.Model) *generate.Batcher[bert.Seq] {
+	var ws bert.Workspace
+	var last []float32
+	var out [][]float32
+	return generate.NewBatcher(func(seqs []bert.Seq) ([][]float32, error) {
+		var err error
+		out, err = runDecoder(dec, &ws, &last, out, seqs)
+		return out, err
+	}, 5*time.Millisecond, 256)
 }
 
 // Reorder implements generate.Stepper: new row r copies old row idx[r].

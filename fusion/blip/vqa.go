@@ -2,6 +2,7 @@ package blip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
@@ -16,8 +17,9 @@ import (
 // states. It implements fusion.Model and fusion.Answerer.
 type VQAModel struct {
 	*base
-	enc *bert.Model
-	dec *bert.Model
+	enc   *bert.Model
+	dec   *bert.Model
+	batch *generate.Batcher[bert.Seq] // batches concurrent requests' answer steps
 }
 
 var (
@@ -64,7 +66,7 @@ func newVQA(b *base) (*VQAModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &VQAModel{base: b, enc: enc, dec: dec}, nil
+	return &VQAModel{base: b, enc: enc, dec: dec, batch: newDecoderBatcher(dec)}, nil
 }
 
 // Info implements fusion.Model.
@@ -100,7 +102,7 @@ func (m *VQAModel) AnswerIDs(ctx context.Context, img *fusion.ImageState, questi
 	if err != nil {
 		return nil, err
 	}
-	return decodeIDs(ctx, m.dec, cross, []int{m.cfg.Text.BOS}, cfg, onToken)
+	return decodeIDs(ctx, m.dec, cross, []int{m.cfg.Text.BOS}, cfg, onToken, m.batch)
 }
 
 // DecodeConfig returns the decoding settings a request gets (the answer
@@ -123,15 +125,21 @@ func (m *VQAModel) Answer(ctx context.Context, img *fusion.ImageState, question 
 		return nil, err
 	}
 	start := []int{m.cfg.Text.BOS}
-	st := m.newStreamer(start, on)
+	st, err := m.newStreamer(start, on, opts.Stop...)
+	if err != nil {
+		return nil, err
+	}
 	res, err := m.AnswerIDs(ctx, img, ids, cfg, st.token)
 	if res == nil {
 		return nil, err
 	}
+	if errors.Is(err, errStop) && st.stopped {
+		err = nil
+	}
 	if err == nil {
 		err = st.end()
 	}
-	return m.finish(start, res, len(ids)), err
+	return m.finishStreamed(start, res, len(ids), st), err
 }
 
 // questionStatesMasked is QuestionStates with HF's attention_mask (a

@@ -53,6 +53,9 @@ type GenDefaults struct {
 	RepetitionPenalty float64 // repetition_penalty (1.0)
 	NoRepeatNgramSize int     // no_repeat_ngram_size (0)
 	DoSample          bool    // do_sample (false)
+	Temperature       float64 // temperature (1.0)
+	TopK              int     // top_k (50)
+	TopP              float64 // top_p (1.0)
 	// Unsupported lists generation settings present with a non-default
 	// value that change HF's decoding but are not implemented here
 	// (e.g. num_beam_groups, forced_eos_token_id); decoding refuses them.
@@ -65,7 +68,8 @@ func DefaultConfig() Config {
 		VocabSize: 30524, HiddenSize: 768, NumLayers: 12, NumHeads: 8, IntermediateSize: 3072,
 		MaxPositions: 512, EncoderHiddenSize: 768, Act: kernels.ActGELU, LayerNormEps: 1e-12,
 		CrossAttention: true, BOS: 30522, EOS: 2, PAD: 0, SEP: 102,
-		Gen: GenDefaults{MaxLength: 20, NumBeams: 1, LengthPenalty: 1.0, EarlyStopping: "false", RepetitionPenalty: 1.0},
+		Gen: GenDefaults{MaxLength: 20, NumBeams: 1, LengthPenalty: 1.0, EarlyStopping: "false", RepetitionPenalty: 1.0,
+			Temperature: 1.0, TopK: 50, TopP: 1.0},
 	}
 }
 
@@ -96,6 +100,9 @@ type hfTextConfig struct {
 	RepetitionPenalty *float64        `json:"repetition_penalty"`
 	NoRepeatNgramSize *int            `json:"no_repeat_ngram_size"`
 	DoSample          *bool           `json:"do_sample"`
+	Temperature       *float64        `json:"temperature"`
+	TopK              *int            `json:"top_k"`
+	TopP              *float64        `json:"top_p"`
 }
 
 // ParseConfig reads a BLIP text_config dict (raw may be empty), applying
@@ -167,6 +174,13 @@ func ParseConfig(raw []byte) (Config, error) {
 	}
 	if h.DoSample != nil {
 		g.DoSample = *h.DoSample
+	}
+	set(&g.TopK, h.TopK)
+	if h.Temperature != nil {
+		g.Temperature = *h.Temperature
+	}
+	if h.TopP != nil {
+		g.TopP = *h.TopP
 	}
 	unsupported, err := unsupportedGeneration(raw)
 	if err != nil {
