@@ -1,9 +1,11 @@
 package kernels
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallelForCoverage: every index is visited exactly once, chunks
@@ -97,5 +99,27 @@ func TestSetThreads(t *testing.T) {
 	}
 	if got := Threads(); got != 1 {
 		t.Fatalf("Threads() = %d, want 1", got)
+	}
+}
+
+// TestPoolUsesWorkers: with two threads, two chunks of one job run at the
+// same time (a worker joins the caller), which a serial pool cannot do.
+func TestPoolUsesWorkers(t *testing.T) {
+	prev := SetThreads(2)
+	defer SetThreads(prev)
+	var started atomic.Int32
+	ok := atomic.Bool{}
+	parallelTiles(2, func(lo, hi int) {
+		started.Add(1)
+		deadline := time.Now().Add(5 * time.Second)
+		for started.Load() < 2 && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+		if started.Load() >= 2 {
+			ok.Store(true)
+		}
+	})
+	if !ok.Load() {
+		t.Fatal("the second chunk never started while the first was running: no worker joined")
 	}
 }
