@@ -10,6 +10,7 @@ import (
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 	"github.com/glimpse-vlm/glimpse/text/generate"
+	"github.com/glimpse-vlm/glimpse/text/gpt2"
 )
 
 // decodeConfig resolves the decoding settings of one request: opts first
@@ -22,12 +23,6 @@ func (m *Model) decodeConfig(opts fusion.GenerateOptions, promptLen int) (genera
 			strings.Join(g.Unsupported, ", "))
 	}
 	switch {
-	case opts.Sample:
-		return generate.Config{}, errors.New("vitgpt2: sampling is not supported for captioning yet; use greedy or beam search")
-	case opts.RepetitionPenalty != 0 && opts.RepetitionPenalty != 1:
-		return generate.Config{}, errors.New("vitgpt2: repetition_penalty is not supported yet")
-	case opts.NoRepeatNgramSize > 0:
-		return generate.Config{}, errors.New("vitgpt2: no_repeat_ngram_size is not supported yet")
 	case opts.MaxNewTokens < 0 || opts.MinNewTokens < 0 || opts.NumBeams < 0:
 		return generate.Config{}, fmt.Errorf("vitgpt2: negative option (max_new_tokens %d, min_new_tokens %d, num_beams %d)", opts.MaxNewTokens, opts.MinNewTokens, opts.NumBeams)
 	}
@@ -68,6 +63,20 @@ func (m *Model) decodeConfig(opts fusion.GenerateOptions, promptLen int) (genera
 			c.EarlyStopping = generate.EarlyStopTrue
 		}
 	}
+	smp, err := generate.ResolveSampling(generate.SamplingDefaults{
+		DoSample: g.DoSample, Temperature: g.Temperature, TopK: g.TopK, TopP: g.TopP,
+		RepetitionPenalty: g.RepetitionPenalty, NoRepeatNgramSize: g.NoRepeatNgramSize,
+	}, generate.Sampling{
+		Sample: opts.Sample, Temperature: opts.Temperature, TopK: opts.TopK, TopP: opts.TopP,
+		RepetitionPenalty: opts.RepetitionPenalty, NoRepeatNgramSize: opts.NoRepeatNgramSize, Seed: opts.Seed,
+	})
+	if err != nil {
+		return c, fmt.Errorf("vitgpt2: %w", err)
+	}
+	if smp.Sample && c.NumBeams > 1 {
+		return c, fmt.Errorf("vitgpt2: sampling with num_beams %d (beam sampling) is not supported: set num_beams 1 to sample", c.NumBeams)
+	}
+	c.Sampling = smp
 	if n := promptLen + c.MaxNewTokens; n > m.cfg.Decoder.NPositions {
 		return c, fmt.Errorf("vitgpt2: prompt (%d tokens) + max_new_tokens (%d) exceed the decoder's n_positions %d", promptLen, c.MaxNewTokens, m.cfg.Decoder.NPositions)
 	}
@@ -78,9 +87,11 @@ func (m *Model) decodeConfig(opts fusion.GenerateOptions, promptLen int) (genera
 // decoder_start_token_id followed by prefix (token ids, no special
 // tokens; as HF, the start token is not added again when prefix already
 // begins with it), then greedy or beam search per opts and the checkpoint's
-// defaults. It returns what generate() returns for the row (prompt +
-// generated ids, a final eos included) and the decoding result. onToken
-// (greedy only; may be nil) sees each token as it is chosen.
+// defaults (greedy, sampled or beam search, with repetition_penalty and
+// no_repeat_ngram_size). It returns what generate() returns for the row
+// (prompt + generated ids, a final eos included) and the decoding result.
+// onToken (greedy and sampling only; may be nil) sees each token as it is
+// chosen. Concurrent calls share batched decoding steps.
 func (m *Model) Generate(ctx context.Context, img *fusion.ImageState, prefix []int, opts fusion.GenerateOptions,
 	onToken func(id int, logprob float32) error) ([]int, *generate.Result, error) {
 	// HF prepends decoder_start_token_id unless the given decoder ids
@@ -102,7 +113,12 @@ func (m *Model) Generate(ctx context.Context, img *fusion.ImageState, prefix []i
 	if err != nil {
 		return nil, nil, err
 	}
-	s := m.dec.NewSession(cross)
+	var s generate.Stepper = m.dec.NewSession(cross)
+	if m.batch != nil {
+		member := m.batch.Join()
+		defer member.Leave()
+		s = s.(*gpt2.Session).Batched(member)
+	}
 	var res *generate.Result
 	if cfg.NumBeams > 1 {
 		res, err = generate.Beam(ctx, s, prompt, cfg)

@@ -131,6 +131,15 @@ type Generation struct {
 	NumBeams      int
 	LengthPenalty float64
 	EarlyStopping checkpoint.EarlyStopping
+	// DoSample, Temperature (1.0), TopK (50), TopP (1.0),
+	// RepetitionPenalty (1.0) and NoRepeatNgramSize (0) are the sampling
+	// and repetition controls.
+	DoSample          bool
+	Temperature       float64
+	TopK              int
+	TopP              float64
+	RepetitionPenalty float64
+	NoRepeatNgramSize int
 	// Unsupported lists settings turned on that Glimpse's decoding does not
 	// implement (e.g. "no_repeat_ngram_size=3"); Caption refuses to run
 	// with them rather than produce different text than HF.
@@ -306,7 +315,8 @@ func isNull(raw json.RawMessage) bool {
 
 // resolve turns the merged settings into Generation with HF's defaults.
 func resolve(g genSettings) (Generation, error) {
-	out := Generation{MaxLength: 20, NumBeams: 1, LengthPenalty: 1, PadTokenID: -1, DecoderStartTokenID: -1}
+	out := Generation{MaxLength: 20, NumBeams: 1, LengthPenalty: 1, PadTokenID: -1, DecoderStartTokenID: -1,
+		Temperature: 1, TopK: 50, TopP: 1, RepetitionPenalty: 1}
 	switch {
 	case g.DecoderStartTokenID != nil:
 		out.DecoderStartTokenID = *g.DecoderStartTokenID
@@ -348,13 +358,22 @@ func resolve(g genSettings) (Generation, error) {
 		}
 	}
 	if g.NoRepeatNgramSize != nil {
-		un(*g.NoRepeatNgramSize > 0, "no_repeat_ngram_size", *g.NoRepeatNgramSize)
+		out.NoRepeatNgramSize = *g.NoRepeatNgramSize
 	}
 	if g.RepetitionPenalty != nil {
-		un(*g.RepetitionPenalty != 1, "repetition_penalty", *g.RepetitionPenalty)
+		out.RepetitionPenalty = *g.RepetitionPenalty
 	}
 	if g.DoSample != nil {
-		un(*g.DoSample, "do_sample", true)
+		out.DoSample = *g.DoSample
+	}
+	if g.Temperature != nil {
+		out.Temperature = *g.Temperature
+	}
+	if g.TopK != nil {
+		out.TopK = *g.TopK
+	}
+	if g.TopP != nil {
+		out.TopP = *g.TopP
 	}
 	if g.ForcedBOSTokenID != nil {
 		un(true, "forced_bos_token_id", *g.ForcedBOSTokenID)

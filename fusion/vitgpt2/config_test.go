@@ -100,7 +100,9 @@ func TestReadGeneration(t *testing.T) {
 				return g.NumBeams == 4 && g.LengthPenalty == 0.5 && g.EarlyStopping == checkpoint.EarlyStoppingTrue && g.MaxNewTokens == 9 && g.MinLength == 3
 			}, ""},
 		{"unsupported", `{` + dec + `}`, `{"bos_token_id": 3, "no_repeat_ngram_size": 3, "repetition_penalty": 1.2, "bad_words_ids": [[1]]}`,
-			func(g Generation) bool { return len(g.Unsupported) == 3 }, ""},
+			func(g Generation) bool {
+				return len(g.Unsupported) == 1 && g.NoRepeatNgramSize == 3 && g.RepetitionPenalty == 1.2 && g.TopK == 50 && g.Temperature == 1 && !g.DoSample
+			}, ""},
 		{"legacy: from-model-config file, non-default config", `{"decoder_start_token_id": 7, "eos_token_id": 8, "num_beams": 4, "max_length": 16, ` + dec + `}`,
 			`{"_from_model_config": true, "decoder_start_token_id": 7, "eos_token_id": 8}`,
 			func(g Generation) bool { return g.DecoderStartTokenID == 7 && g.NumBeams == 4 && g.MaxLength == 16 }, ""},
@@ -166,7 +168,14 @@ func TestDecodeConfig(t *testing.T) {
 		{"min_length stricter than min_new_tokens", func(g *Generation) { g.MinLength = 6 }, fusion.GenerateOptions{MinNewTokens: 2}, 1,
 			func(c generateConfig) bool { return c.MinNewTokens == 5 }, ""},
 		{"too long", nil, fusion.GenerateOptions{MaxNewTokens: 64}, 1, nil, "n_positions"},
-		{"sampling", nil, fusion.GenerateOptions{Sample: true}, 1, nil, "sampling"},
+		{"temperature without sampling", nil, fusion.GenerateOptions{Temperature: 0.5}, 1, nil, "sampling"},
+		{"beam sampling", nil, fusion.GenerateOptions{Sample: true, NumBeams: 2}, 1, nil, "beam sampling"},
+		{"sampling with HF's top_k 50", nil, fusion.GenerateOptions{Sample: true, Seed: 5, TopP: 0.9}, 1, func(c generateConfig) bool {
+			return c.Sample && c.TopK == 50 && c.TopP == 0.9 && c.Seed == 5 && c.Temperature == 0
+		}, ""},
+		{"checkpoint penalties", func(g *Generation) { g.RepetitionPenalty, g.NoRepeatNgramSize = 1.3, 2 }, fusion.GenerateOptions{}, 1, func(c generateConfig) bool {
+			return !c.Sample && c.RepetitionPenalty == 1.3 && c.NoRepeatNgramSize == 2
+		}, ""},
 		{"unsupported checkpoint setting", func(g *Generation) { g.Unsupported = []string{"no_repeat_ngram_size=3"} }, fusion.GenerateOptions{}, 1, nil, "no_repeat_ngram_size=3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 	"github.com/glimpse-vlm/glimpse/kernels"
+	"github.com/glimpse-vlm/glimpse/text/generate"
 	"github.com/glimpse-vlm/glimpse/text/gpt2"
 	"github.com/glimpse-vlm/glimpse/vision/vit"
 )
@@ -50,6 +51,7 @@ type Model struct {
 	encToDec *kernels.Linear // (n_embd, encoder D) or nil when the widths match
 	text     textCodec       // tokenizer; nil when built from weights only
 	images   imagePreprocessor
+	batch    *generate.Batcher[gpt2.RowStep] // batches concurrent requests' decoding steps
 }
 
 // Load opens a ViT-GPT2 checkpoint folder: config.json,
@@ -97,6 +99,7 @@ func New(ck *checkpoint.Checkpoint, cfg Config, gen Generation) (*Model, error) 
 	if m.dec, err = gpt2.Load(ck, prefixDecoder, cfg.Decoder); err != nil {
 		return nil, fmt.Errorf("vitgpt2: decoder: %w", err)
 	}
+	m.batch = m.dec.NewBatcher()
 	if cfg.EncToDecProj {
 		out, in := cfg.Decoder.NEmbd, cfg.Encoder.HiddenSize
 		w, err := ck.Float32(nameEncToDec+".weight", out, in)

@@ -283,7 +283,13 @@ func TestBatcherIndependence(t *testing.T) {
 	for i := range alone {
 		alone[i] = decode(NewBatcher(model.run, 0, 0), i)
 	}
-	b := NewBatcher(model.run, 50*time.Millisecond, 0)
+	// A step takes a while, as a real forward pass does, so that the
+	// requests overlap.
+	slow := func(seqs []toySeq) ([][]float32, error) {
+		time.Sleep(2 * time.Millisecond)
+		return model.run(seqs)
+	}
+	b := NewBatcher(slow, 50*time.Millisecond, 0)
 	together := make([]string, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -364,5 +370,46 @@ func TestBatcherMaxRowsAndErrors(t *testing.T) {
 	m.Leave()
 	if _, err := m.Step(context.Background(), []int{1}); err == nil {
 		t.Error("step after Leave succeeded")
+	}
+}
+
+func TestResolveSampling(t *testing.T) {
+	hf := HFSamplingDefaults()
+	tests := []struct {
+		name string
+		def  SamplingDefaults
+		req  Sampling
+		want Sampling
+		bad  bool
+	}{
+		{"greedy defaults: all off", hf, Sampling{}, Sampling{}, false},
+		{"penalties apply without sampling", hf, Sampling{RepetitionPenalty: 1.2, NoRepeatNgramSize: 3}, Sampling{RepetitionPenalty: 1.2, NoRepeatNgramSize: 3}, false},
+		{"sampling gets HF's top_k 50", hf, Sampling{Sample: true, Seed: 9}, Sampling{Sample: true, TopK: 50, Seed: 9}, false},
+		{"request overrides", hf, Sampling{Sample: true, Temperature: 0.7, TopK: 5, TopP: 0.9, Seed: 3}, Sampling{Sample: true, Temperature: 0.7, TopK: 5, TopP: 0.9, Seed: 3}, false},
+		{"checkpoint do_sample", SamplingDefaults{DoSample: true, Temperature: 0.5, TopK: 0, TopP: 0.8, RepetitionPenalty: 1.5}, Sampling{Seed: 1},
+			Sampling{Sample: true, Temperature: 0.5, TopP: 0.8, RepetitionPenalty: 1.5, Seed: 1}, false},
+		{"temperature without sampling", hf, Sampling{Temperature: 0.7}, Sampling{}, true},
+		{"negative penalty", hf, Sampling{RepetitionPenalty: -1}, Sampling{}, true},
+		{"top_p above 1", hf, Sampling{Sample: true, TopP: 1.5}, Sampling{}, true},
+		{"negative temperature", hf, Sampling{Sample: true, Temperature: -1}, Sampling{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ResolveSampling(tc.def, tc.req)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("accepted: %+v", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v (%v), want %+v", got, err, tc.want)
+			}
+		})
+	}
+	a, _ := ResolveSampling(hf, Sampling{Sample: true})
+	b, _ := ResolveSampling(hf, Sampling{Sample: true})
+	if a.Seed == 0 || a.Seed == b.Seed {
+		t.Fatalf("seed 0 should draw distinct random seeds, got %d and %d", a.Seed, b.Seed)
 	}
 }
