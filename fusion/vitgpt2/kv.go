@@ -1,0 +1,19 @@
+package vitgpt2
+
+import "github.com/glimpse-vlm/glimpse/fusion"
+
+// KVBytes estimates the KV cache memory of a caption request whose prefix
+// has promptTokens tokens (the start token is added): every row's keys and
+// values up to its longest length plus the cross-attention keys and values
+// over the image; 0 if the options are invalid.
+func (m *Model) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
+	prompt := promptTokens + 1
+	cfg, err := m.decodeConfig(opts, prompt)
+	if err != nil {
+		return 0
+	}
+	d := m.cfg.Decoder
+	per := int64(2*d.NLayer*d.NEmbd) * 4
+	rows := int64(max(cfg.NumBeams, 1))
+	return rows*int64(prompt+cfg.MaxNewTokens)*per + int64(m.enc.Tokens())*per
+}

@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/glimpse-vlm/glimpse/fusion"
+	_ "github.com/glimpse-vlm/glimpse/fusion/families"
+	"go.uber.org/goleak"
+)
+
+// The kernels keep a persistent worker pool; everything else must end.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/glimpse-vlm/glimpse/kernels.worker"))
+}
+
+// fakeModel encodes an image into a one-value state (its top-left red
+// value) and records the batch sizes it was called with.
+type fakeModel struct {
+	mu      sync.Mutex
+	batches []int
+	delay   time.Duration
+}
+
+func (f *fakeModel) Info() fusion.Info { return fusion.Info{Family: "fake"} }
+func (f *fakeModel) EncodeImage(ctx context.Context, img image.Image) (*fusion.ImageState, error) {
+	s, err := f.EncodeImages(ctx, []image.Image{img})
+	if err != nil {
+		return nil, err
+	}
+	return s[0], nil
+}
+func (f *fakeModel) EncodeImages(ctx context.Context, imgs []image.Image) ([]*fusion.ImageState, error) {
+	f.mu.Lock()
+	f.batches = append(f.batches, len(imgs))
+	f.mu.Unlock()
+	time.Sleep(f.delay)
+	out := make([]*fusion.ImageState, len(imgs))
+	for i, img := range imgs {
+		if img == nil {
+			return nil, fmt.Errorf("image %d is nil", i)
+		}
+		r, _, _, _ := img.At(0, 0).RGBA()
+		out[i] = &fusion.ImageState{Tokens: 1, Dim: 1, Hidden: []float32{float32(r >> 8)}}
+	}
+	return out, nil
+}
+func (f *fakeModel) Tokenize(string) ([]int, error) { return nil, nil }
+func (f *fakeModel) Close() error                   { return nil }
+
+func solid(v uint8) image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, 2, 2))
+	for i := range img.Pix {
+		img.Pix[i] = v
+	}
+	img.Set(0, 0, color.RGBA{v, v, v, 255})
+	return img
+}
+
+func TestVisionBatching(t *testing.T) {
+	f := &fakeModel{delay: 5 * time.Millisecond}
+	e := New(f, Config{VisionBatch: 8, VisionWindow: 300 * time.Millisecond})
+	var wg sync.WaitGroup
+	got := make([]string, 11)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var img image.Image = solid(uint8(i))
+			key := fmt.Sprint("img", i)
+			if i == 9 {
+				img = nil // a bad image fails only its own request
+			}
+			if i == 10 {
+				key, img = "img3", solid(3) // same content as request 3
+			}
+			st, err := e.EncodeImage(context.Background(), key, img)
+			if err != nil {
+				got[i] = "error"
+				return
+			}
+			got[i] = fmt.Sprint(st.Hidden[0])
+		}()
+	}
+	wg.Wait()
+	for i, g := range got {
+		want := fmt.Sprint(i)
+		switch i {
+		case 9:
+			want = "error"
+		case 10:
+			want = "3"
+		}
+		if g != want {
+			t.Errorf("image %d: got %s, want %s", i, g, want)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	maxB := 0
+	for _, b := range f.batches {
+		maxB = max(maxB, b)
+	}
+	if maxB != 8 {
+		t.Errorf("batch sizes %v: want a full batch of 8 (and none larger)", f.batches)
+	}
+	st := e.Stats()
+	if st.VisionImages+st.VisionSharedLoads < 10 {
+		t.Errorf("stats %+v: want 10 images encoded or shared", st)
+	}
+}
+
+func TestAdmission(t *testing.T) {
+	ctx := context.Background()
+	e := New(&fakeModel{}, Config{MaxLive: 2, MaxQueue: 1, KVBudget: 100, RetryAfter: 3 * time.Second})
+	r1, _, err := e.Admit(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, _, err := e.Admit(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Third waits in the queue; fourth is refused with a retry delay.
+	got3 := make(chan error, 1)
+	var r3 func()
+	go func() {
+		var err error
+		r3, _, err = e.Admit(ctx, 10)
+		got3 <- err
+	}()
+	waitFor(t, func() bool { return e.Stats().Waiting == 1 })
+	_, _, err = e.Admit(ctx, 10)
+	var over *OverloadedError
+	if !errors.As(err, &over) || over.RetryAfter != 3*time.Second {
+		t.Fatalf("full queue: err %v, want *OverloadedError with RetryAfter 3s", err)
+	}
+	r1()
+	r1() // idempotent
+	if err := <-got3; err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Stats(); s.Live != 2 || s.KVUsed != 20 || s.Refused != 1 {
+		t.Fatalf("stats %+v, want 2 live, 20 bytes, 1 refused", s)
+	}
+	r2()
+	r3()
+	if s := e.Stats(); s.Live != 0 || s.KVUsed != 0 {
+		t.Fatalf("after release: %+v", s)
+	}
+
+	// KV budget: a request larger than the budget can never run.
+	if _, _, err := e.Admit(ctx, 101); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized request: %v, want ErrTooLarge", err)
+	}
+	// Two requests of 60 bytes: the second waits for the first's memory.
+	ra, _, err := e.Admit(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	gotB := make(chan error, 1)
+	go func() {
+		_, _, err := e.Admit(cctx, 60)
+		gotB <- err
+	}()
+	waitFor(t, func() bool { return e.Stats().Waiting == 1 })
+	cancel() // a cancelled waiter leaves the queue
+	if err := <-gotB; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	if s := e.Stats(); s.Waiting != 0 || s.KVUsed != 60 {
+		t.Fatalf("after cancel: %+v", s)
+	}
+	gotC := make(chan func(), 1)
+	go func() {
+		r, _, err := e.Admit(ctx, 60)
+		if err != nil {
+			t.Error(err)
+		}
+		gotC <- r
+	}()
+	waitFor(t, func() bool { return e.Stats().Waiting == 1 })
+	ra()
+	rc := <-gotC
+	if s := e.Stats(); s.KVUsed != 60 || s.KVPeak != 60 {
+		t.Fatalf("budget accounting: %+v", s)
+	}
+	rc()
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestEngineCaptions runs 16 caption requests through the engine
+// (admission, batched vision encoding, batched decoding) on the tiny
+// BLIP checkpoint, alone and all at once, and requires equal results.
+func TestEngineCaptions(t *testing.T) {
+	m, err := fusion.Load(filepath.Join("..", "..", "testdata", "golden", "e2e", "blip-caption"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e := New(m, Config{MaxLive: 8, KVBudget: 1 << 30})
+	capt := m.(fusion.Captioner)
+	opts := []fusion.GenerateOptions{
+		{MaxNewTokens: 10},
+		{MaxNewTokens: 10, Sample: true, Seed: 1, Logprobs: true},
+		{MaxNewTokens: 6, NumBeams: 2},
+		{MaxNewTokens: 10, Sample: true, Seed: 2, TopP: 0.8, RepetitionPenalty: 1.3},
+	}
+	run := func(i int) string {
+		o := opts[i%len(opts)]
+		need := e.KVBytes(o, 1)
+		if need <= 0 || need == defaultKVBytes {
+			return fmt.Sprintf("error: KV estimate %d", need)
+		}
+		release, _, err := e.Admit(context.Background(), need)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer release()
+		img := image.NewRGBA(image.Rect(0, 0, 40+i, 30))
+		for p := range img.Pix {
+			img.Pix[p] = uint8(p*(i+3)) | 0x0f
+		}
+		st, err := e.EncodeImage(context.Background(), fmt.Sprint(i), img)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		g, err := capt.Caption(context.Background(), st, "", o, nil)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("%v %q %v %s", g.TokenIDs, g.Text, g.Logprobs, g.Finish)
+	}
+	alone := make([]string, 16)
+	for i := range alone {
+		alone[i] = run(i)
+		if strings.HasPrefix(alone[i], "error") {
+			t.Fatal(alone[i])
+		}
+	}
+	together := make([]string, 16)
+	var wg sync.WaitGroup
+	for i := range together {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			together[i] = run(i)
+		}()
+	}
+	wg.Wait()
+	for i := range alone {
+		if alone[i] != together[i] {
+			t.Errorf("request %d: alone %s\nbatched %s", i, alone[i], together[i])
+		}
+	}
+	s := e.Stats()
+	if s.Live != 0 || s.KVUsed != 0 || s.KVPeak == 0 {
+		t.Errorf("stats after the run: %+v", s)
+	}
+	if s.VisionImages < 32 || s.VisionBatches >= s.VisionImages {
+		t.Errorf("vision: %d images in %d batches: not batched", s.VisionImages, s.VisionBatches)
+	}
+}
