@@ -255,8 +255,38 @@ func TestE2ECases(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
 			c.check(t, out)
+			if c.Task == "caption" || c.Task == "ask" {
+				// The streamed Generate gives the same result.
+				out, errOut, code := runBinary(t, c.generateArgs([]string{"--model", filepath.Join(e2eRoot, c.folder)})...)
+				if code != 0 {
+					t.Fatalf("generate: exit %d: %s", code, errOut)
+				}
+				c.check(t, out)
+			}
 		})
 	}
+}
+
+// generateArgs is the `glimpse generate --json` command line of a caption
+// or ask case.
+func (c *e2eCase) generateArgs(target []string) []string {
+	dir := filepath.Join(e2eRoot, c.folder)
+	a := append([]string{"generate"}, target...)
+	a = append(a, "--json")
+	if c.Options.MaxNewTokens != nil {
+		a = append(a, "--max-new-tokens", strconv.Itoa(*c.Options.MaxNewTokens))
+	}
+	if c.Options.NumBeams != nil {
+		a = append(a, "--num-beams", strconv.Itoa(*c.Options.NumBeams))
+	}
+	a = append(a, filepath.Join(dir, c.Image))
+	switch {
+	case c.Task == "ask":
+		a = append(a, "--task", "answer", "--", c.Question)
+	case c.Prompt != nil:
+		a = append(a, "--task", "caption", "--", *c.Prompt)
+	}
+	return a
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
