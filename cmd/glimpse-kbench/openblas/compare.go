@@ -52,10 +52,10 @@ func tm(f func(), min time.Duration) float64 {
 func med(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
 
 func main() {
-	reps := flag.Int("reps", 5, "")
-	th := flag.Int("threads", 1, "")
-	only := flag.String("shapes", "", "")
-	dur := flag.Duration("dur", 60*time.Millisecond, "")
+	reps := flag.Int("reps", 5, "alternating repetitions per shape (medians are printed)")
+	th := flag.Int("threads", 1, "threads for both libraries")
+	only := flag.String("shapes", "", "keep shapes whose \"[M K N]\" contains this substring")
+	dur := flag.Duration("dur", 60*time.Millisecond, "minimum time per timed repetition")
 	flag.Parse()
 	C.openblas_set_num_threads(C.int(*th))
 	kernels.SetThreads(*th)
