@@ -21,7 +21,9 @@ type RunFunc[S any] func(seqs []S) ([][]float32, error)
 // cancelled); a step runs when every live member has submitted one, or
 // when MaxWait has passed since the first submission (a member that is
 // slow between steps, e.g. sending to a slow client, cannot hold the
-// others), or when MaxRows sequences are waiting.
+// others; the wait grows to a quarter of the last step's duration, as the
+// members' own work between steps grows with the batch), or when MaxRows
+// sequences are waiting.
 //
 // Because the model's kernels are batch-invariant (row i of a batched
 // product equals the single-row product bit for bit) and each sequence
@@ -43,6 +45,7 @@ type Batcher[S any] struct {
 
 	// stats
 	steps, rows int64
+	lastRun     time.Duration // duration of the last step
 }
 
 type stepJob[S any] struct {
@@ -120,8 +123,9 @@ var errLeft = errors.New("generate: step after the request left the batcher")
 
 // Step submits the member's sequences for the next batched step and
 // waits for their logits (one row per sequence, owned by the member until
-// its next Step). A cancelled ctx returns at once only if the step has not
-// started; a started step is waited for (its caches are being written).
+// its next Step). A ctx already done returns its error without
+// submitting; a submitted step is always waited for (it writes the
+// sequences' caches), so a cancelled request leaves at the next step.
 func (m *Member[S]) Step(ctx context.Context, seqs []S) ([][]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -168,10 +172,15 @@ func (b *Batcher[S]) loop() {
 		}
 		// Wait for the other live members (bounded).
 		if len(b.pending) < b.live && !b.full() {
+			// Members finishing the last step's work (choosing their
+			// token over the vocabulary) need time proportional to the
+			// batch: wait up to a quarter of the last step, at least
+			// maxWait.
+			wait := max(b.maxWait, b.lastRun/4)
 			if timer == nil {
-				timer = time.NewTimer(b.maxWait)
+				timer = time.NewTimer(wait)
 			} else {
-				timer.Reset(b.maxWait)
+				timer.Reset(wait)
 			}
 		wait:
 			for len(b.pending) < b.live && !b.full() {
@@ -193,7 +202,11 @@ func (b *Batcher[S]) loop() {
 		}
 		batch := b.take()
 		b.mu.Unlock()
+		start := time.Now()
 		b.runBatch(batch)
+		b.mu.Lock()
+		b.lastRun = time.Since(start)
+		b.mu.Unlock()
 	}
 }
 

@@ -126,6 +126,7 @@ type sampler struct {
 	rng  *rand.Rand
 	idx  []int
 	prob []float64
+	heap []float32
 }
 
 func newSampler(cfg *Config) *sampler {
@@ -144,8 +145,7 @@ func (s *sampler) warp(row []float32) {
 		}
 	}
 	if c.TopK > 0 && c.TopK < len(row) {
-		s.sortIdx(row)
-		kth := row[s.idx[c.TopK-1]]
+		kth := kthLargest(row, c.TopK, &s.heap)
 		for i, v := range row {
 			if v < kth {
 				row[i] = ninf
@@ -172,16 +172,58 @@ func (s *sampler) warp(row []float32) {
 	}
 }
 
-// sortIdx orders s.idx by descending score, ties by lower id.
+// sortIdx sets s.idx to the ids of the scores above −inf, by descending
+// score, ties by lower id (masked ids never matter to top_p).
 func (s *sampler) sortIdx(row []float32) {
-	if cap(s.idx) < len(row) {
-		s.idx = make([]int, len(row))
-	}
-	s.idx = s.idx[:len(row)]
-	for i := range s.idx {
-		s.idx[i] = i
+	s.idx = s.idx[:0]
+	ninf := float32(math.Inf(-1))
+	for i, v := range row {
+		if v != ninf {
+			s.idx = append(s.idx, i)
+		}
 	}
 	sort.SliceStable(s.idx, func(a, b int) bool { return row[s.idx[a]] > row[s.idx[b]] })
+}
+
+// kthLargest returns the k-th largest value of row (1 ≤ k ≤ len(row)),
+// with a size-k min-heap in *h.
+func kthLargest(row []float32, k int, h *[]float32) float32 {
+	heap := (*h)[:0]
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(heap) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(heap) && heap[r] < heap[l] {
+				m = r
+			}
+			if heap[i] <= heap[m] {
+				return
+			}
+			heap[i], heap[m] = heap[m], heap[i]
+			i = m
+		}
+	}
+	for _, v := range row {
+		if len(heap) < k {
+			heap = append(heap, v)
+			for i := len(heap) - 1; i > 0; { // sift up
+				p := (i - 1) / 2
+				if heap[p] <= heap[i] {
+					break
+				}
+				heap[p], heap[i] = heap[i], heap[p]
+				i = p
+			}
+		} else if v > heap[0] {
+			heap[0] = v
+			down(0)
+		}
+	}
+	*h = heap
+	return heap[0]
 }
 
 // softmax returns the float64 probabilities of row (scratch owned by s).
