@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/internal/engine"
+	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
+)
+
+// engines holds the generation engine of every loaded model: its own
+// bounded queue, KV-cache budget and vision batching. (Decoding steps of
+// concurrent requests are batched by the model itself.)
+type engines struct {
+	cfg engine.Config
+	mu  sync.Mutex
+	m   map[fusion.Model]*engine.Engine
+}
+
+func newEngines(cfg Config) *engines {
+	ec := engine.Config{MaxQueue: cfg.MaxQueue, RetryAfter: cfg.RetryAfter}
+	if ec.MaxQueue == 0 {
+		ec.MaxQueue = -1 // no queue: refuse when full
+	}
+	return &engines{cfg: ec, m: map[fusion.Model]*engine.Engine{}}
+}
+
+// of returns m's engine, creating it on first use.
+func (es *engines) of(m fusion.Model) *engine.Engine {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	e := es.m[m]
+	if e == nil {
+		e = engine.New(m, es.cfg)
+		es.m[m] = e
+	}
+	return e
+}
+
+// stats returns each model's engine load (for metrics and status).
+func (es *engines) stats() map[fusion.Model]engine.Stats {
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	out := make(map[fusion.Model]engine.Stats, len(es.m))
+	for m, e := range es.m {
+		out[m] = e.Stats()
+	}
+	return out
+}
+
+// admit reserves a place and the KV-cache memory for a generation on
+// eng, mapping a full queue to RESOURCE_EXHAUSTED with RetryInfo and a
+// request too large for the budget to INVALID_ARGUMENT.
+func admit(ctx context.Context, eng *engine.Engine, m fusion.Model, text string, opts fusion.GenerateOptions) (func(), time.Duration, error) {
+	prompt := 1
+	if text != "" {
+		if ids, err := m.Tokenize(text); err == nil {
+			prompt += len(ids)
+		}
+	}
+	release, waited, err := eng.Admit(ctx, eng.KVBytes(opts, prompt))
+	if err == nil {
+		return release, waited, nil
+	}
+	var over *engine.OverloadedError
+	switch {
+	case errors.As(err, &over):
+		return nil, waited, resourceExhausted(over.RetryAfter, "%s", over.Msg)
+	case errors.Is(err, engine.ErrTooLarge):
+		return nil, waited, invalidArgument(violation("options.max_new_tokens", "%v", err))
+	}
+	return nil, waited, toStatus(ctx, err)
+}
+
+// engineImageState is Server.imageState with the encoding done by the
+// model's engine: images of concurrent requests are encoded as one batch,
+// and concurrent requests for the same image share one encoding.
+func (s *Server) engineImageState(ctx context.Context, eng *engine.Engine, e *modelEntry, img *pb.Image, field string) (*fusion.ImageState, string, time.Duration, error) {
+	src, ok := img.GetSource().(*pb.Image_Data)
+	if !ok {
+		return s.imageState(ctx, e, eng.Model(), img, field)
+	}
+	key := hashImage(src.Data)
+	if st, ok := s.cache.get(e.name + "/" + key); ok {
+		return st, key, 0, nil
+	}
+	start := time.Now()
+	dec, err := s.decodeImage(src.Data)
+	if err != nil {
+		return nil, key, 0, badInput(field+".data", err)
+	}
+	st, err := eng.EncodeImage(ctx, key, dec)
+	if err != nil {
+		return nil, key, 0, err
+	}
+	s.cache.put(e.name+"/"+key, st)
+	return st, key, time.Since(start), nil
+}
