@@ -65,23 +65,7 @@ func kern6x16Go1(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha fl
 		bs := unsafe.Slice(b, k*nr)
 		for i := 0; i < mr; i += 2 {
 			for j := 0; j < nr; j += 4 {
-				s00, s01, s02, s03 := acc[i*nr+j], acc[i*nr+j+1], acc[i*nr+j+2], acc[i*nr+j+3]
-				s10, s11, s12, s13 := acc[(i+1)*nr+j], acc[(i+1)*nr+j+1], acc[(i+1)*nr+j+2], acc[(i+1)*nr+j+3]
-				for q := 0; q < k; q++ {
-					a0, a1 := as[q*mr+i], as[q*mr+i+1]
-					bq := bs[q*nr+j : q*nr+j+4 : q*nr+j+4]
-					b0, b1, b2, b3 := bq[0], bq[1], bq[2], bq[3]
-					s00 += float32(a0 * b0)
-					s01 += float32(a0 * b1)
-					s02 += float32(a0 * b2)
-					s03 += float32(a0 * b3)
-					s10 += float32(a1 * b0)
-					s11 += float32(a1 * b1)
-					s12 += float32(a1 * b2)
-					s13 += float32(a1 * b3)
-				}
-				acc[i*nr+j], acc[i*nr+j+1], acc[i*nr+j+2], acc[i*nr+j+3] = s00, s01, s02, s03
-				acc[(i+1)*nr+j], acc[(i+1)*nr+j+1], acc[(i+1)*nr+j+2], acc[(i+1)*nr+j+3] = s10, s11, s12, s13
+				rowPairGo(as[i:], bs[j:], k, acc[i*nr+j:i*nr+j+4], acc[(i+1)*nr+j:(i+1)*nr+j+4])
 			}
 		}
 	}
@@ -103,6 +87,31 @@ func kern6x16Go1(k int, a, b, p *float32, ldp int, c *float32, ldc int, alpha fl
 			row[j] = x
 		}
 	}
+}
+
+// rowPairGo accumulates a 2×4 block: r0[c] += fl(a[q·mr]·b[q·nr+c]) and
+// r1[c] += fl(a[q·mr+1]·b[q·nr+c]) for q = 0..k-1, c < 4, in increasing q.
+// a and b start at the block's first row and column.
+func rowPairGo(a, b []float32, k int, r0, r1 []float32) {
+	r0, r1 = r0[:4:4], r1[:4:4]
+	s00, s01, s02, s03 := r0[0], r0[1], r0[2], r0[3]
+	s10, s11, s12, s13 := r1[0], r1[1], r1[2], r1[3]
+	for q := 0; q < k; q++ {
+		ap := a[q*mr : q*mr+2 : q*mr+2]
+		bp := b[q*nr : q*nr+4 : q*nr+4]
+		a0, a1 := ap[0], ap[1]
+		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
+		s00 += float32(a0 * b0)
+		s01 += float32(a0 * b1)
+		s02 += float32(a0 * b2)
+		s03 += float32(a0 * b3)
+		s10 += float32(a1 * b0)
+		s11 += float32(a1 * b1)
+		s12 += float32(a1 * b2)
+		s13 += float32(a1 * b3)
+	}
+	r0[0], r0[1], r0[2], r0[3] = s00, s01, s02, s03
+	r1[0], r1[1], r1[2], r1[3] = s10, s11, s12, s13
 }
 
 // gemvPanelsGo computes raw sums for panels [q0, q1) of a packed B (k steps
