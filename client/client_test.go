@@ -67,6 +67,7 @@ type fakeServer struct {
 	known  map[string]bool
 	byData atomic.Int64
 	byRef  atomic.Int64
+	delay  time.Duration // between streamed pieces
 }
 
 func (f *fakeServer) fail() error {
@@ -115,7 +116,10 @@ func (f *fakeServer) Generate(req *pb.GenerateRequest, st grpc.ServerStreamingSe
 	if err := f.fail(); err != nil {
 		return err
 	}
-	for _, w := range []string{"a", " cat"} {
+	for i, w := range []string{"a", " cat"} {
+		if i > 0 {
+			time.Sleep(f.delay)
+		}
 		if err := st.Send(&pb.GenerateResponse{Event: &pb.GenerateResponse_Piece{Piece: &pb.Piece{Text: w, TokenIds: []int32{1}}}}); err != nil {
 			return err
 		}
@@ -173,13 +177,15 @@ func TestRetries(t *testing.T) {
 		})
 	}
 	// A streamed Generate is retried before its first piece.
-	f := &fakeServer{name: "s", failN: 1, code: codes.Unavailable}
-	c, err := New(serveFake(t, f), WithRetry(3, time.Millisecond, time.Millisecond))
+	// The stream outlives Generate's call, also with a default timeout.
+	f := &fakeServer{name: "s", failN: 1, code: codes.Unavailable, delay: 50 * time.Millisecond}
+	c, err := New(serveFake(t, f), WithRetry(3, time.Millisecond, time.Millisecond), WithTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	st, err := c.Generate(testCtx(t), []Part{ImagePart(png1), Text("x")}, nil, pb.Task_TASK_UNSPECIFIED)
+	// No deadline on the caller's context: WithTimeout's applies.
+	st, err := c.Generate(context.Background(), []Part{ImagePart(png1), Text("x")}, nil, pb.Task_TASK_UNSPECIFIED)
 	if err != nil {
 		t.Fatal(err)
 	}

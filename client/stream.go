@@ -50,7 +50,16 @@ func (c *Client) Generate(ctx context.Context, parts []Part, opts *pb.Generation
 			images = append(images, *p.image)
 		}
 	}
-	sctx, cancel := context.WithCancel(ctx)
+	// The stream outlives this call: its context (with the client's
+	// default timeout, if any) is the stream's, cancelled by Close or at
+	// the end.
+	var sctx context.Context
+	var cancel context.CancelFunc
+	if _, ok := ctx.Deadline(); !ok && c.o.timeout > 0 {
+		sctx, cancel = context.WithTimeout(ctx, c.o.timeout)
+	} else {
+		sctx, cancel = context.WithCancel(ctx)
+	}
 	s := &Stream{ctx: sctx, cancel: cancel}
 	err := c.do(sctx, images, func(ctx context.Context, wire func(Image) *pb.Image) error {
 		req := &pb.GenerateRequest{Model: c.o.model, Options: opts, Task: task}
