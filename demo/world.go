@@ -22,6 +22,24 @@ import (
 // Size is the side of a scene in pixels.
 const Size = 64
 
+// A scene is a Grid×Grid layout of Cell×Cell-pixel cells; each object
+// lies inside its own cell.
+const (
+	Grid = 4
+	Cell = Size / Grid
+)
+
+// pick returns k distinct increasing indices in [0, Grid).
+func pick(r *rand.Rand, k int) []int {
+	p := r.Perm(Grid)[:k]
+	for i := 1; i < len(p); i++ { // insertion sort
+		for j := i; j > 0 && p[j] < p[j-1]; j-- {
+			p[j], p[j-1] = p[j-1], p[j]
+		}
+	}
+	return p
+}
+
 // Vocabularies of the world. Their order is part of the generator: a
 // seed maps to indices into these lists.
 var (
@@ -114,6 +132,24 @@ func NewScene(seed uint64) *Scene {
 	tint := [3]int{r.IntN(20), r.IntN(20), r.IntN(20)}
 	s.Background = color.RGBA{uint8(bg - tint[0]), uint8(bg - tint[1]), uint8(bg - tint[2]), 255}
 	s.Texture = r.IntN(2) == 1
+	// Objects sit in distinct cells of a Grid×Grid layout of Cell-pixel
+	// cells (centre ± 1 px), wholly inside their cell: Single anywhere,
+	// Vertical in one column, Horizontal and Row in one row, in caption
+	// order (top to bottom, left to right).
+	var cells [][2]int // (column, row)
+	switch s.Layout {
+	case Single:
+		cells = [][2]int{{r.IntN(Grid), r.IntN(Grid)}}
+	case Vertical:
+		c, rows := r.IntN(Grid), pick(r, 2)
+		cells = [][2]int{{c, rows[0]}, {c, rows[1]}}
+	case Horizontal:
+		row, cols := r.IntN(Grid), pick(r, 2)
+		cells = [][2]int{{cols[0], row}, {cols[1], row}}
+	default:
+		row, cols := r.IntN(Grid), pick(r, 3)
+		cells = [][2]int{{cols[0], row}, {cols[1], row}, {cols[2], row}}
+	}
 	// Distinct (colour, shape) pairs so that questions naming a shape or a
 	// colour can be made unambiguous when possible.
 	used := make([]bool, len(Colors)*len(Shapes))
@@ -128,21 +164,12 @@ func NewScene(seed uint64) *Scene {
 		used[c*len(Shapes)+k] = true
 		o := Object{Color: Colors[c], Shape: Shapes[k], Size: Sizes[r.IntN(2)]}
 		if o.Size == "small" {
-			o.R = 5 + 1.5*r.Float64()
+			o.R = 4.5 + r.Float64()
 		} else {
-			o.R = 9 + 1.5*r.Float64()
+			o.R = 7 + 0.5*r.Float64()
 		}
-		jx, jy := 4*(r.Float64()-0.5), 4*(r.Float64()-0.5)
-		switch s.Layout {
-		case Single:
-			o.X, o.Y = 32+16*(r.Float64()-0.5), 32+16*(r.Float64()-0.5)
-		case Vertical:
-			o.X, o.Y = 32+12*(r.Float64()-0.5), 16+32*float64(i)+jy
-		case Horizontal:
-			o.X, o.Y = 16+32*float64(i)+jx, 32+12*(r.Float64()-0.5)
-		case Row:
-			o.X, o.Y = 11+21*float64(i)+jx/2, 32+12*(r.Float64()-0.5)
-		}
+		o.X = float64(cells[i][0]*Cell+Cell/2) + 2*(r.Float64()-0.5)
+		o.Y = float64(cells[i][1]*Cell+Cell/2) + 2*(r.Float64()-0.5)
 		s.Objects = append(s.Objects, o)
 	}
 	return s
@@ -490,4 +517,38 @@ func index(list []string, w string) int {
 		}
 	}
 	return -1
+}
+
+// PatchLabels returns, for every patch of a grid of patch×patch pixel
+// cells (row-major), the shape and size of the object covering most of
+// the cell's pixels, as 1 + the index in Shapes and Sizes, or 0 for
+// background (an object must cover at least a quarter of the cell). These
+// are dense targets for auxiliary training of a vision encoder.
+func (s *Scene) PatchLabels(patch int) (shape, size []int) {
+	g := Size / patch
+	shape, size = make([]int, g*g), make([]int, g*g)
+	for gy := 0; gy < g; gy++ {
+		for gx := 0; gx < g; gx++ {
+			best, bestN := -1, patch*patch/4
+			for k, o := range s.Objects {
+				n := 0
+				for y := gy * patch; y < (gy+1)*patch; y++ {
+					for x := gx * patch; x < (gx+1)*patch; x++ {
+						if inside(o, float64(x)+0.5-o.X, float64(y)+0.5-o.Y) {
+							n++
+						}
+					}
+				}
+				if n >= bestN {
+					best, bestN = k, n
+				}
+			}
+			if best >= 0 {
+				o := s.Objects[best]
+				shape[gy*g+gx] = 1 + index(Shapes, o.Shape)
+				size[gy*g+gx] = 1 + index(Sizes, o.Size)
+			}
+		}
+	}
+	return shape, size
 }

@@ -25,6 +25,7 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&d.SaveEvery, "save-every", 0, "save the captioner every N steps")
 	fs.StringVar(&d.Only, "only", "", "train only this stage: caption, vqa or retrieval")
 	fs.IntVar(&d.Workers, "workers", d.Workers, "goroutines per step (results depend on this number)")
+	aux := fs.Float64("aux", float64(d.AuxWeight), "weight of the auxiliary per-patch shape/size loss (0: none)")
 	f32 := fs.Bool("f32", false, "store F32 weights (default F16)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -39,7 +40,7 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "train demo: --only %q: use caption, vqa or retrieval\n", d.Only)
 		return 2
 	}
-	d.Out, d.Half, d.Log = *out, !*f32, stdout
+	d.Out, d.Half, d.Log, d.AuxWeight = *out, !*f32, stdout, float32(*aux)
 	res, err := TrainDemo(d)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

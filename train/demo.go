@@ -11,11 +11,11 @@ import (
 	"github.com/glimpse-vlm/glimpse/demo"
 )
 
-// DemoConfig is the size of the shipped demo models: 64×64 images in 8×8
+// DemoConfig is the size of the shipped demo models: 64×64 images in 16×16
 // patches, hidden size 64, 4 heads.
 func DemoConfig(vocab int) Config {
 	return Config{
-		Vision:  VisionConfig{ImageSize: demo.Size, PatchSize: 8, Hidden: 64, Layers: 3, Heads: 4, Intermediate: 192, Eps: 1e-5},
+		Vision:  VisionConfig{ImageSize: demo.Size, PatchSize: demo.Cell, Hidden: 64, Layers: 3, Heads: 4, Intermediate: 192, Eps: 1e-5},
 		Text:    TextConfig{Vocab: vocab, Hidden: 64, Layers: 2, Heads: 4, Intermediate: 192, MaxPositions: 32, Eps: 1e-12},
 		ProjDim: 64,
 	}
@@ -43,6 +43,10 @@ type DemoOptions struct {
 	// long run can be evaluated, or stopped, early).
 	SaveEvery int
 	save      func(*Model) error
+	// AuxWeight, if > 0, adds an auxiliary per-patch shape/size
+	// classification loss on the vision states (a transient head that is
+	// not saved), which speeds up learning shapes.
+	AuxWeight float32
 	// Workers is the number of goroutines computing a step's samples
 	// (results depend on it, not on scheduling).
 	Workers int
@@ -51,7 +55,7 @@ type DemoOptions struct {
 // DefaultDemoOptions are the settings that produce the shipped models.
 func DefaultDemoOptions(out string) DemoOptions {
 	return DemoOptions{Out: out, Seed: 1, CaptionSteps: 3000, VQASteps: 3000, RetrievalSteps: 1500, Batch: 16, LR: 2e-3,
-		Half: true, LogEvery: 50, Negatives: 3, Workers: 2}
+		Half: true, LogEvery: 50, Negatives: 3, Workers: 2, AuxWeight: 0.5}
 }
 
 // StepLog is one logged training step.
@@ -110,7 +114,7 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 	if trainCaption && o.CaptionSteps > 0 {
 		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(m *Model, step, i int) float64 {
 			s := scene(0, step, i)
-			return m.CaptionLoss(m.Pixels(s.Render()), s.Caption(), 1/float32(o.Batch))
+			return m.CaptionLossAux(m.Pixels(s.Render()), s.Caption(), o.aux(s, cfg), 1/float32(o.Batch))
 		})
 		if err != nil {
 			return nil, err
@@ -153,7 +157,7 @@ func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, s
 			qas := s.QAs()
 			r := rand.New(rand.NewPCG(s.Seed, 77))
 			qa := qas[r.IntN(len(qas))]
-			return m.VQALoss(m.Pixels(s.Render()), qa.Question, qa.Answer, 1/float32(o.Batch))
+			return m.VQALossAux(m.Pixels(s.Render()), qa.Question, qa.Answer, o.aux(s, cfg), 1/float32(o.Batch))
 		})
 		if err != nil {
 			return err
@@ -174,7 +178,7 @@ func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Mo
 	if o.RetrievalSteps > 0 {
 		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(m *Model, step, i int) float64 {
 			s := scene(2, step, i)
-			return m.RetrievalLoss(m.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), 1/float32(o.Batch), 0.07)
+			return m.RetrievalLossAux(m.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), o.aux(s, cfg), 1/float32(o.Batch), 0.07)
 		})
 		if err != nil {
 			return err
@@ -251,4 +255,13 @@ func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, samp
 		}
 	}
 	return losses, nil
+}
+
+// aux returns the auxiliary targets of scene s, or nil without AuxWeight.
+func (o DemoOptions) aux(s *demo.Scene, cfg Config) *Aux {
+	if o.AuxWeight <= 0 || cfg.Vision.ImageSize != demo.Size {
+		return nil
+	}
+	shape, size := s.PatchLabels(cfg.Vision.PatchSize)
+	return &Aux{Shape: shape, Size: size, Weight: o.AuxWeight}
 }

@@ -43,6 +43,7 @@ type Model struct {
 	enc                  *Text // VQA, retrieval
 	visionProj, textProj *lin
 	itmHead              *lin
+	auxHead              *lin // transient per-patch shape/size head (aux loss)
 
 	Tok  tokenizer.Tokenizer
 	Proc *vision.Processor
@@ -87,6 +88,8 @@ func NewModel(arch string, cfg Config, files map[string][]byte, seed uint64) (*M
 	if err != nil {
 		return nil, err
 	}
+	m.auxHead = newLin(m.Params, r, "aux.patch_head", auxShapes+auxSizes, cfg.Vision.Hidden)
+	m.auxHead.W.Transient, m.auxHead.B.Transient = true, true
 	if m.Tok, err = tokenizer.LoadFiles(files); err != nil {
 		return nil, fmt.Errorf("train: tokenizer: %w", err)
 	}
@@ -166,7 +169,7 @@ func (m *Model) LoadWeights(dir, prefix string) error {
 	defer ck.Close()
 	n := 0
 	for _, p := range m.Params.List() {
-		if !strings.HasPrefix(p.Name, prefix) {
+		if !strings.HasPrefix(p.Name, prefix) || p.Transient {
 			continue
 		}
 		w, err := ck.Float32(p.Name, p.Shape...)
@@ -223,13 +226,62 @@ func (m *Model) lmLoss(ids []int, enc []float32, encLen int, weight float32, smo
 	return loss, m.dec.backward(ctx, dh, needEnc)
 }
 
+// Aux holds dense per-patch targets for an auxiliary vision loss (not
+// part of the saved model): Shape and Size per patch (row-major grid),
+// 0 = background, else 1 + class index.
+type Aux struct {
+	Shape, Size []int
+	Weight      float32
+}
+
+const auxShapes, auxSizes = 5, 3
+
+// auxLoss adds the auxiliary per-patch classification loss of image states
+// img (T×D, CLS first) to dimg and returns it.
+func (m *Model) auxLoss(img, dimg []float32, aux *Aux, weight float32) float64 {
+	if aux == nil || m.visionFrozen() {
+		return 0
+	}
+	d := m.Cfg.Vision.Hidden
+	n := m.Cfg.Vision.tokens() - 1
+	if len(aux.Shape) != n || len(aux.Size) != n {
+		return 0
+	}
+	patches := img[d:]
+	logits := m.auxHead.forward(patches, n)
+	k := auxShapes + auxSizes
+	shapeL, sizeL := make([]float32, n*auxShapes), make([]float32, n*auxSizes)
+	for i := 0; i < n; i++ {
+		copy(shapeL[i*auxShapes:(i+1)*auxShapes], logits[i*k:i*k+auxShapes])
+		copy(sizeL[i*auxSizes:(i+1)*auxSizes], logits[i*k+auxShapes:(i+1)*k])
+	}
+	dShape, dSize := make([]float32, len(shapeL)), make([]float32, len(sizeL))
+	w := weight * aux.Weight
+	l1, _ := kernels.CrossEntropy(shapeL, n, auxShapes, aux.Shape, -100, 0, dShape, w)
+	l2, _ := kernels.CrossEntropy(sizeL, n, auxSizes, aux.Size, -100, 0, dSize, w)
+	dl := make([]float32, n*k)
+	for i := 0; i < n; i++ {
+		copy(dl[i*k:i*k+auxShapes], dShape[i*auxShapes:(i+1)*auxShapes])
+		copy(dl[i*k+auxShapes:(i+1)*k], dSize[i*auxSizes:(i+1)*auxSizes])
+	}
+	addInto(dimg[d:], m.auxHead.backward(dl, patches, n, true))
+	return float64(aux.Weight) * (l1 + l2)
+}
+
 // CaptionLoss accumulates the gradient of weight × the captioning loss of
 // one (pixels, caption) pair and returns the loss. HF's decoder uses label
 // smoothing 0.1.
 func (m *Model) CaptionLoss(pixels []float32, caption string, weight float32) float64 {
+	return m.CaptionLossAux(pixels, caption, nil, weight)
+}
+
+// CaptionLossAux is CaptionLoss plus the auxiliary per-patch loss (aux
+// may be nil); the returned loss includes it.
+func (m *Model) CaptionLossAux(pixels []float32, caption string, aux *Aux, weight float32) float64 {
 	img, vctx := m.vision.forward(pixels)
 	loss, dimg := m.lmLoss(m.decoderIDs(caption), img, m.Cfg.Vision.tokens(), weight, 0.1, !m.visionFrozen())
 	if dimg != nil {
+		loss += m.auxLoss(img, dimg, aux, weight)
 		m.vision.backward(vctx, dimg)
 	}
 	return loss
@@ -238,12 +290,18 @@ func (m *Model) CaptionLoss(pixels []float32, caption string, weight float32) fl
 // VQALoss accumulates the gradient of weight × the answer loss of one
 // (pixels, question, answer) triple and returns the loss.
 func (m *Model) VQALoss(pixels []float32, question, answer string, weight float32) float64 {
+	return m.VQALossAux(pixels, question, answer, nil, weight)
+}
+
+// VQALossAux is VQALoss plus the auxiliary per-patch loss (aux may be nil).
+func (m *Model) VQALossAux(pixels []float32, question, answer string, aux *Aux, weight float32) float64 {
 	img, vctx := m.vision.forward(pixels)
 	q := m.Encode(question)
 	qs, qctx := m.enc.forward(q, img, m.Cfg.Vision.tokens())
 	loss, dq := m.lmLoss(m.decoderIDs(answer), qs, len(q), weight, 0, true)
 	dimg := m.enc.backward(qctx, dq, !m.visionFrozen())
 	if dimg != nil {
+		loss += m.auxLoss(img, dimg, aux, weight)
 		m.vision.backward(vctx, dimg)
 	}
 	return loss
@@ -255,6 +313,12 @@ func (m *Model) VQALoss(pixels []float32, question, answer string, weight float3
 // and every negative (the true pair weighted as all negatives together).
 // ITC: cross-entropy of cos/τ over [true, negatives…] with τ = temp.
 func (m *Model) RetrievalLoss(pixels []float32, caption string, negatives []string, weight float32, temp float64) float64 {
+	return m.RetrievalLossAux(pixels, caption, negatives, nil, weight, temp)
+}
+
+// RetrievalLossAux is RetrievalLoss plus the auxiliary per-patch loss (aux
+// may be nil).
+func (m *Model) RetrievalLossAux(pixels []float32, caption string, negatives []string, aux *Aux, weight float32, temp float64) float64 {
 	t := m.Cfg.Vision.tokens()
 	img, vctx := m.vision.forward(pixels)
 	dimg := make([]float32, len(img))
@@ -326,6 +390,7 @@ func (m *Model) RetrievalLoss(pixels []float32, caption string, negatives []stri
 	div := normalizeBack(din, in, inorm)
 	addInto(dimg[:m.Cfg.Vision.Hidden], m.visionProj.backward(div, img[:m.Cfg.Vision.Hidden], 1, true))
 	if !m.visionFrozen() {
+		loss += m.auxLoss(img, dimg, aux, weight)
 		m.vision.backward(vctx, dimg)
 	}
 	return loss

@@ -30,6 +30,9 @@ type Param struct {
 	NoDecay bool
 	// Frozen tensors are not updated.
 	Frozen bool
+	// Transient tensors (auxiliary training heads) are trained but not
+	// saved or loaded.
+	Transient bool
 	// Alias, if not empty, writes this tensor a second time under another
 	// name (tied weights, e.g. cls.predictions.decoder.weight).
 	Alias []string

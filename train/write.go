@@ -19,6 +19,9 @@ func WriteSafetensors(path string, ps *Params, half bool) error {
 	}
 	var es []entry
 	for _, p := range ps.List() {
+		if p.Transient {
+			continue
+		}
 		es = append(es, entry{p.Name, p})
 		for _, a := range p.Alias {
 			es = append(es, entry{a, p})
