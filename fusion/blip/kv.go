@@ -37,3 +37,11 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 	enc := kvBytes(t.NumLayers, t.HiddenSize, 1, promptTokens, m.vision.Tokens())
 	return enc + kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens, promptTokens)
 }
+
+// BatchStats returns the decoding steps run by the model's iteration-level
+// scheduler and the sequences they carried (their ratio is the mean batch).
+func (m *CaptionModel) BatchStats() (steps, rows int64) { return m.batch.Stats() }
+
+// BatchStats returns the answer decoder's steps and the sequences they
+// carried.
+func (m *VQAModel) BatchStats() (steps, rows int64) { return m.batch.Stats() }

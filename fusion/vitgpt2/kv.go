@@ -17,3 +17,13 @@ func (m *Model) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	rows := int64(max(cfg.NumBeams, 1))
 	return rows*int64(prompt+cfg.MaxNewTokens)*per + int64(m.enc.Tokens())*per
 }
+
+// BatchStats returns the decoding steps run by the model's iteration-level
+// scheduler and the sequences they carried (their ratio is the mean batch);
+// zero for a model without one.
+func (m *Model) BatchStats() (steps, rows int64) {
+	if m.batch == nil {
+		return 0, 0
+	}
+	return m.batch.Stats()
+}
