@@ -71,13 +71,50 @@ type Config struct {
 	// RetryAfter is the delay suggested in RetryInfo when the server is
 	// full (--retry-after).
 	RetryAfter time.Duration `json:"retry_after" yaml:"retry_after"`
+
+	// Hardening (auth.go, tls.go, limits.go, metrics.go).
+
+	// AuthTokenFile holds the accepted bearer tokens, one a line (blank
+	// lines and lines starting with # ignored) (--auth-token-file).
+	AuthTokenFile string `json:"auth_token_file" yaml:"auth_token_file"`
+	// AuthTokens are more accepted tokens (--auth-tokens, comma-separated;
+	// prefer GLIMPSE_AUTH_TOKENS or the file: flags show up in ps).
+	// With no token at all, auth is off.
+	AuthTokens []string `json:"auth_tokens" yaml:"auth_tokens"`
+	// AuthProbes makes health and reflection require a token too
+	// (--auth-probes); by default they stay open for probes and discovery.
+	AuthProbes bool `json:"auth_probes" yaml:"auth_probes"`
+	// TLSCert and TLSKey turn on TLS (--tls-cert, --tls-key: PEM files).
+	TLSCert string `json:"tls_cert" yaml:"tls_cert"`
+	TLSKey  string `json:"tls_key" yaml:"tls_key"`
+	// ClientCA turns on mutual TLS: clients must present a certificate
+	// signed by one of these PEM CAs (--client-ca; needs --tls-cert).
+	ClientCA string `json:"client_ca" yaml:"client_ca"`
+	// MaxPromptTokens caps the tokens of one prompt, question or text, on
+	// top of each model's own limit (--max-prompt-tokens).
+	MaxPromptTokens int `json:"max_prompt_tokens" yaml:"max_prompt_tokens"`
+	// MaxStreamsPerConn caps concurrent RPCs on one connection
+	// (--max-streams-per-conn).
+	MaxStreamsPerConn int `json:"max_streams_per_conn" yaml:"max_streams_per_conn"`
+	// RateLimit is the sustained requests per second allowed per auth
+	// token (per client IP without auth); 0 = unlimited (--rate-limit).
+	RateLimit float64 `json:"rate_limit" yaml:"rate_limit"`
+	// RateBurst is the token-bucket size of the rate limit (--rate-burst).
+	RateBurst int `json:"rate_burst" yaml:"rate_burst"`
+	// MetricsAddr serves Prometheus metrics at /metrics on a separate HTTP
+	// listener (--metrics-addr HOST:PORT); empty = off.
+	MetricsAddr string `json:"metrics_addr" yaml:"metrics_addr"`
+	// Pprof adds /debug/pprof/ to the metrics listener (--pprof).
+	Pprof bool `json:"pprof" yaml:"pprof"`
 }
 
 // DefaultConfig returns the defaults: DefaultAddr; 2 concurrent requests
 // (the engine shares the CPU's cores) and a queue of 64; 32 MiB messages;
 // 8 images of at most 20 MiB and 40 megapixels per request; 64 texts of at
 // most 4096 bytes; max_new_tokens ≤ 512, num_beams ≤ 8; a 256 MiB image
-// cache; a 30 s grace period; reflection on; RetryInfo of 1 s.
+// cache; a 30 s grace period; reflection on; RetryInfo of 1 s; prompts of
+// at most 512 tokens; 100 concurrent streams per connection; no auth, TLS,
+// rate limit (burst 20 when one is set) or metrics listener.
 func DefaultConfig() Config {
 	return Config{
 		Addr:                DefaultAddr,
@@ -95,6 +132,9 @@ func DefaultConfig() Config {
 		GracePeriod:         30 * time.Second,
 		Reflection:          true,
 		RetryAfter:          time.Second,
+		MaxPromptTokens:     512,
+		MaxStreamsPerConn:   100,
+		RateBurst:           20,
 	}
 }
 
@@ -163,7 +203,7 @@ func (c *Config) Validate() error {
 	if c.RetryAfter <= 0 {
 		return bad("retry-after", "must be > 0, got %v", c.RetryAfter)
 	}
-	return nil
+	return c.validateHardening()
 }
 
 func validModelName(name string) error {
@@ -314,6 +354,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GracePeriod, "grace-period", c.GracePeriod, "how long shutdown waits for running requests")
 	fs.BoolVar(&c.Reflection, "reflection", c.Reflection, "enable gRPC server reflection")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "retry delay suggested to clients when the server is full")
+	c.bindHardeningFlags(fs)
 }
 
 // EnvName is the environment variable for a flag: GLIMPSE_ + the flag
@@ -370,6 +411,18 @@ type fileConfig struct {
 	GracePeriod         *string     `json:"grace_period" yaml:"grace_period"`
 	Reflection          *bool       `json:"reflection" yaml:"reflection"`
 	RetryAfter          *string     `json:"retry_after" yaml:"retry_after"`
+	AuthTokenFile       *string     `json:"auth_token_file" yaml:"auth_token_file"`
+	AuthTokens          []string    `json:"auth_tokens" yaml:"auth_tokens"`
+	AuthProbes          *bool       `json:"auth_probes" yaml:"auth_probes"`
+	TLSCert             *string     `json:"tls_cert" yaml:"tls_cert"`
+	TLSKey              *string     `json:"tls_key" yaml:"tls_key"`
+	ClientCA            *string     `json:"client_ca" yaml:"client_ca"`
+	MaxPromptTokens     *int        `json:"max_prompt_tokens" yaml:"max_prompt_tokens"`
+	MaxStreamsPerConn   *int        `json:"max_streams_per_conn" yaml:"max_streams_per_conn"`
+	RateLimit           *float64    `json:"rate_limit" yaml:"rate_limit"`
+	RateBurst           *int        `json:"rate_burst" yaml:"rate_burst"`
+	MetricsAddr         *string     `json:"metrics_addr" yaml:"metrics_addr"`
+	Pprof               *bool       `json:"pprof" yaml:"pprof"`
 }
 
 // LoadFile reads a YAML (.yaml, .yml) or JSON (.json) config file into c;
@@ -458,6 +511,9 @@ func (c *Config) LoadFile(path string) error {
 			return bad(d.key, err)
 		}
 		*d.dst = v
+	}
+	if err := c.applyHardeningFile(path, &f); err != nil {
+		return err
 	}
 	for _, m := range f.Models {
 		if m.Dir != "" && !filepath.IsAbs(m.Dir) {

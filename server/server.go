@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -55,8 +56,13 @@ type Server struct {
 	loadFn func(dir string) (fusion.Model, error)
 	extra  []grpc.ServerOption
 
-	mu       sync.Mutex
-	shutdown bool
+	auth    *authenticator // nil: auth off
+	rate    *rateLimiter   // nil: no rate limit
+	metrics *metrics
+
+	mu          sync.Mutex
+	shutdown    bool
+	httpServers []*http.Server // metrics listeners
 }
 
 // Option customises a Server.
@@ -83,6 +89,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = slog.New(requestIDHandler{log.Handler()})
 	s := &Server{
 		cfg:    cfg,
 		log:    log,
@@ -96,18 +103,24 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	s.svc = &service{s: s}
+	hard, err := s.hardening()
+	if err != nil {
+		return nil, err
+	}
 	for _, m := range cfg.Models {
 		if _, err := s.reg.add(m.Name, m.Dir); err != nil {
 			return nil, &ConfigError{Flag: "model", Msg: err.Error()}
 		}
 	}
 	s.reg.setDefault(cfg.DefaultModel)
-	gopts := []grpc.ServerOption{
+	gopts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(s.recoverUnary, s.logUnary),
-		grpc.ChainStreamInterceptor(s.recoverStream, s.logStream),
-	}
+		// Outermost first: the request id and metrics see every outcome
+		// (auth and rate refusals, recovered panics).
+		grpc.ChainUnaryInterceptor(s.requestIDUnary, s.metricsUnary, s.logUnary, s.authUnary, s.rateUnary, s.recoverUnary),
+		grpc.ChainStreamInterceptor(s.requestIDStream, s.metricsStream, s.logStream, s.authStream, s.rateStream, s.recoverStream),
+	}, hard...)
 	s.grpc = grpc.NewServer(append(gopts, s.extra...)...)
 	pb.RegisterGlimpseServiceServer(s.grpc, s.svc)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -184,10 +197,12 @@ func (s *Server) Load(ctx context.Context, progress func(LoadEvent)) error {
 		ev.Done, ev.Elapsed, ev.Err = true, time.Since(start), err
 		if err != nil {
 			e.setFailed(err)
+			s.metrics.loadFails.WithLabelValues(e.name).Inc()
 			errs = append(errs, fmt.Errorf("model %s: %w", e.name, err))
 			s.log.Error("model failed to load", "model", e.name, "dir", e.dir, "err", err)
 		} else {
 			e.setLoaded(m)
+			s.metrics.modelLoad.WithLabelValues(e.name).Set(ev.Elapsed.Seconds())
 			ev.Info = m.Info()
 			s.health.SetServingStatus(HealthName(e.name), healthpb.HealthCheckResponse_SERVING)
 			s.log.Info("model loaded", "model", e.name, "dir", e.dir, "family", ev.Info.Family,
@@ -260,6 +275,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.grpc.GracefulStop()
 		close(done)
 	}()
+	defer s.closeHTTP()
 	select {
 	case <-done:
 		s.log.Info("shutdown: all requests finished")
@@ -279,6 +295,7 @@ func (s *Server) Stop() {
 	s.mu.Unlock()
 	s.health.Shutdown()
 	s.grpc.Stop()
+	s.closeHTTP()
 	s.closeModels()
 }
 
@@ -317,29 +334,4 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 		}
 	}()
 	return h(srv, ss)
-}
-
-// logUnary logs one line per RPC: method, code and duration (never the
-// request's contents).
-func (s *Server) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	start := time.Now()
-	resp, err := h(ctx, req)
-	s.logRPC(ctx, info.FullMethod, start, err)
-	return resp, err
-}
-
-func (s *Server) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	start := time.Now()
-	err := h(srv, ss)
-	s.logRPC(ss.Context(), info.FullMethod, start, err)
-	return err
-}
-
-func (s *Server) logRPC(ctx context.Context, method string, start time.Time, err error) {
-	code := status.Code(err)
-	level := slog.LevelDebug
-	if code == codes.Internal || code == codes.Unknown {
-		level = slog.LevelError
-	}
-	s.log.Log(ctx, level, "rpc", "method", method, "code", code.String(), "ms", float64(time.Since(start).Microseconds())/1000)
 }

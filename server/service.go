@@ -156,14 +156,18 @@ func int32s(ids []int) []int32 {
 	return out
 }
 
-// checkPrompt tokenizes a prompt or question to check it fits the model.
-func checkPrompt(m fusion.Model, info fusion.Info, field, text string) error {
+// checkPrompt tokenizes a prompt or question to check it fits the model
+// and the server's --max-prompt-tokens.
+func (svc *service) checkPrompt(m fusion.Model, info fusion.Info, field, text string) error {
 	if text == "" {
 		return nil
 	}
 	ids, err := m.Tokenize(text)
 	if err != nil {
 		return badInput(field, err)
+	}
+	if max := svc.s.cfg.MaxPromptTokens; max > 0 && len(ids) > max {
+		return invalidArgument(violation(field, "is %d tokens; the limit is %d (server flag --max-prompt-tokens)", len(ids), max))
 	}
 	if info.MaxTextLen > 0 && len(ids) > info.MaxTextLen {
 		return invalidArgument(violation(field, "is %d tokens; this model takes at most %d", len(ids), info.MaxTextLen))
@@ -248,7 +252,7 @@ func (svc *service) Caption(ctx context.Context, req *pb.CaptionRequest) (*pb.Ca
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPrompt(m, info, "prompt", req.GetPrompt()); err != nil {
+	if err := svc.checkPrompt(m, info, "prompt", req.GetPrompt()); err != nil {
 		return nil, toStatus(ctx, err)
 	}
 	r, err := svc.runGenerate(ctx, e, m, pb.Task_TASK_CAPTION, req.GetImage(), "image", req.GetPrompt(), opts, nil)
@@ -275,7 +279,7 @@ func (svc *service) Answer(ctx context.Context, req *pb.AnswerRequest) (*pb.Answ
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPrompt(m, info, "question", req.GetQuestion()); err != nil {
+	if err := svc.checkPrompt(m, info, "question", req.GetQuestion()); err != nil {
 		return nil, toStatus(ctx, err)
 	}
 	r, err := svc.runGenerate(ctx, e, m, pb.Task_TASK_ANSWER, req.GetImage(), "image", req.GetQuestion(), opts, nil)
@@ -302,7 +306,7 @@ func (svc *service) Match(ctx context.Context, req *pb.MatchRequest) (*pb.MatchR
 		return nil, err
 	}
 	for i, t := range req.GetTexts() {
-		if err := checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
+		if err := svc.checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
 			return nil, toStatus(ctx, err)
 		}
 	}
@@ -357,7 +361,7 @@ func (svc *service) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedR
 		return nil, err
 	}
 	for i, t := range req.GetTexts() {
-		if err := checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
+		if err := svc.checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
 			return nil, toStatus(ctx, err)
 		}
 	}
@@ -486,7 +490,7 @@ func (svc *service) Generate(req *pb.GenerateRequest, stream grpc.ServerStreamin
 	if err != nil {
 		return err
 	}
-	if err := checkPrompt(m, info, "parts", text); err != nil {
+	if err := svc.checkPrompt(m, info, "parts", text); err != nil {
 		return toStatus(ctx, err)
 	}
 	r, err := svc.runGenerate(ctx, e, m, task, img, imgField, text, opts, func(p *pb.Piece) error {
