@@ -51,6 +51,7 @@ type options struct {
 	imageCache  bool
 	maxMsg      int
 	timeout     time.Duration
+	err         error // from an option that could not be applied
 }
 
 // Option configures a Client.
@@ -123,6 +124,9 @@ func New(target string, opts ...Option) (*Client, error) {
 		maxBackoff: 5 * time.Second, imageCache: true, maxMsg: 32 << 20}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.err != nil {
+		return nil, o.err
 	}
 	if strings.TrimSpace(target) == "" {
 		return nil, errors.New("glimpse client: empty target (want HOST:PORT, e.g. " + DefaultAddr + ")")

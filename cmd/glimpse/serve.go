@@ -35,7 +35,10 @@ comma-separated NAME=DIR list) or in a YAML/JSON file given with --config
 (keys: addr, models: [{name, dir}], default_model, max_concurrent,
 max_queue, max_message_bytes, max_images_per_request, max_image_bytes,
 max_image_pixels, max_texts, max_text_bytes, max_new_tokens, max_beams,
-image_cache_bytes, grace_period, reflection, retry_after). Precedence:
+image_cache_bytes, grace_period, reflection, retry_after, auth_token_file,
+auth_tokens, auth_probes, tls_cert, tls_key, client_ca, max_prompt_tokens,
+max_streams_per_conn, rate_limit, rate_burst, metrics_addr, pprof).
+Precedence:
 flags, then environment, then file, then defaults.
 
 Flags:
@@ -122,6 +125,19 @@ func runServe(e *env, args []string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	fmt.Fprintf(e.stderr, "glimpse: listening on %s\n", lis.Addr())
+	if cfg.MetricsAddr != "" {
+		mlis, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			srv.Stop()
+			return fmt.Errorf("metrics: listening on %s: %w (use --metrics-addr HOST:PORT to pick another)", cfg.MetricsAddr, err)
+		}
+		go func() {
+			if err := srv.ServeMetrics(mlis); err != nil {
+				log.Error("metrics listener failed", "err", err)
+			}
+		}()
+		fmt.Fprintf(e.stderr, "glimpse: metrics on http://%s/metrics\n", mlis.Addr())
+	}
 
 	progress := func(ev server.LoadEvent) {}
 	if isTerminal(e.stderr) {
