@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"time"
 
@@ -17,36 +18,60 @@ import (
 type engines struct {
 	cfg engine.Config
 	mu  sync.Mutex
-	m   map[fusion.Model]*engine.Engine
+	m   map[*modelEntry]*engine.Engine
 }
 
-func newEngines(cfg Config) *engines {
-	ec := engine.Config{MaxQueue: cfg.MaxQueue, RetryAfter: cfg.RetryAfter}
+// WithEngineConfig sets the generation engines' limits (live requests
+// decoding together per model, KV-cache budget, vision batching). Unset
+// fields take engine's defaults; MaxQueue and RetryAfter default to the
+// server's --max-queue and --retry-after.
+func WithEngineConfig(c engine.Config) Option {
+	return func(s *Server) { s.engCfg = &c }
+}
+
+func newEngines(cfg Config, override *engine.Config) *engines {
+	var ec engine.Config
+	if override != nil {
+		ec = *override
+	}
 	if ec.MaxQueue == 0 {
-		ec.MaxQueue = -1 // no queue: refuse when full
+		ec.MaxQueue = cfg.MaxQueue
+		if ec.MaxQueue == 0 {
+			ec.MaxQueue = -1 // --max-queue 0: refuse when full
+		}
 	}
-	return &engines{cfg: ec, m: map[fusion.Model]*engine.Engine{}}
+	if ec.RetryAfter == 0 {
+		ec.RetryAfter = cfg.RetryAfter
+	}
+	return &engines{cfg: ec, m: map[*modelEntry]*engine.Engine{}}
 }
 
-// of returns m's engine, creating it on first use.
-func (es *engines) of(m fusion.Model) *engine.Engine {
+// of returns the engine of entry e's model m, creating it on first use
+// (and anew if the entry's model was replaced).
+func (es *engines) of(e *modelEntry, m fusion.Model) *engine.Engine {
 	es.mu.Lock()
 	defer es.mu.Unlock()
-	e := es.m[m]
-	if e == nil {
-		e = engine.New(m, es.cfg)
-		es.m[m] = e
+	eng := es.m[e]
+	if eng == nil || !sameModel(eng.Model(), m) {
+		eng = engine.New(m, es.cfg)
+		es.m[e] = eng
 	}
-	return e
+	return eng
 }
 
-// stats returns each model's engine load (for metrics and status).
-func (es *engines) stats() map[fusion.Model]engine.Stats {
+// sameModel compares models without panicking on uncomparable types.
+func sameModel(a, b fusion.Model) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta != nil && ta.Comparable() && a == b
+}
+
+// stats returns each model's engine load by model name (for metrics).
+func (es *engines) stats() map[string]engine.Stats {
 	es.mu.Lock()
 	defer es.mu.Unlock()
-	out := make(map[fusion.Model]engine.Stats, len(es.m))
-	for m, e := range es.m {
-		out[m] = e.Stats()
+	out := make(map[string]engine.Stats, len(es.m))
+	for e, eng := range es.m {
+		out[e.name] = eng.Stats()
 	}
 	return out
 }

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/internal/engine"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 )
 
@@ -52,6 +53,8 @@ type Server struct {
 	health *health.Server
 	svc    *service
 	cache  *imageCache // encoded images of every model, keyed by model + "/" + sha256
+	eng    *engines    // generation engines, one per model
+	engCfg *engine.Config
 
 	loadFn func(dir string) (fusion.Model, error)
 	extra  []grpc.ServerOption
@@ -102,6 +105,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.eng = newEngines(cfg, s.engCfg)
 	s.svc = &service{s: s}
 	hard, err := s.hardening()
 	if err != nil {

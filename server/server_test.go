@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/internal/engine"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 )
 
@@ -58,13 +59,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // start serves the three fake models over bufconn.
-func start(t *testing.T, mutate func(*Config)) *harness {
+func start(t *testing.T, mutate func(*Config), opts ...Option) *harness {
 	t.Helper()
 	cfg := DefaultConfig()
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	srv, err := New(cfg, testLogger(t))
+	srv, err := New(cfg, testLogger(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +445,10 @@ func TestImageCacheEvictionAndDisable(t *testing.T) {
 }
 
 func TestAdmissionFull(t *testing.T) {
-	h := start(t, func(c *Config) { c.MaxConcurrent, c.MaxQueue, c.RetryAfter = 1, 0, 1500*time.Millisecond })
+	// Generation requests are admitted by the model's engine: one may
+	// decode at a time here, none may wait.
+	h := start(t, func(c *Config) { c.MaxConcurrent, c.MaxQueue, c.RetryAfter = 1, 0, 1500*time.Millisecond },
+		WithEngineConfig(engine.Config{MaxLive: 1}))
 	ctx := testCtx(t)
 	slow, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -187,13 +187,17 @@ type genResult struct {
 // request is valid: admission, image state, decoding. onPiece, if not nil,
 // receives each decoded token.
 func (svc *service) runGenerate(ctx context.Context, e *modelEntry, m fusion.Model, task pb.Task, img *pb.Image, imgField, text string, opts fusion.GenerateOptions, onPiece func(*pb.Piece) error) (*genResult, error) {
-	release, waited, err := svc.s.adm.acquire(ctx)
+	// Generation goes through the model's engine: a bounded queue per
+	// model, KV-cache accounting, images encoded in batches, and decoding
+	// steps batched with the model's other live requests.
+	eng := svc.s.eng.of(e, m)
+	release, waited, err := admit(ctx, eng, m, text, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	r := &genResult{t: timer{queue: waited}}
-	st, sha, enc, err := svc.s.imageState(ctx, e, m, img, imgField)
+	st, sha, enc, err := svc.s.engineImageState(ctx, eng, e, img, imgField)
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
