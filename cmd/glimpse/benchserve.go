@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/glimpse-vlm/glimpse/client"
+	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/fusion/blip"
 	"github.com/glimpse-vlm/glimpse/internal/defaultmodels"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 	"github.com/glimpse-vlm/glimpse/server"
@@ -39,18 +41,26 @@ type benchServeResult struct {
 	MaxNewTokens  int          `json:"max_new_tokens"`
 	ImageSize     int          `json:"image_size"`
 	VisionMsB1    float64      `json:"vision_ms_b1"`
+	VisionMsB8    float64      `json:"vision_ms_b8"`
 	TTFTMs        float64      `json:"ttft_ms"`
 	TokenMsB1     float64      `json:"token_ms_b1"`
 	Caption20MsB1 float64      `json:"caption20_ms_b1"`
 	Concurrency   []benchLevel `json:"concurrency"`
 	PeakRSSMB     float64      `json:"peak_rss_mb"`
+	// MeanBatchRows is the mean number of sequences per decoding step over
+	// the concurrency levels (1 = no batching happened).
+	MeanBatchRows float64 `json:"mean_batch_rows,omitempty"`
 }
+
+// randomModelDir is the model "folder" that stands for BLIP-base with
+// random weights built in memory.
+const randomModelDir = "random:blip-image-captioning-base"
 
 func benchServe(e *env, args []string) error {
 	fs := newFlags("bench serve")
-	model := fs.String("model", "", "captioning checkpoint folder (default: the built-in blip-caption)")
-	levels := fs.String("clients", "1,4,16", "comma-separated concurrency levels")
-	perLevel := fs.Int("requests", 0, "requests per level (default: 4 per client, at least 8)")
+	model := fs.String("model", "", "captioning checkpoint folder, or \"builtin\" for the tiny built-in blip-caption (default: BLIP-base with random weights, built in memory)")
+	levels := fs.String("clients", "1,4,16,64", "comma-separated concurrency levels")
+	perLevel := fs.Int("requests", 0, "requests per level (default: one per client, at least 4)")
 	tokens := fs.Int("max-new-tokens", 20, "tokens per caption (min_new_tokens is set equal, so every caption has this length)")
 	imgSize := fs.Int("image-size", 384, "side of the synthetic test images in pixels")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
@@ -74,12 +84,30 @@ func benchServe(e *env, args []string) error {
 	}
 	dir := *model
 	name := "blip-caption"
-	if dir == "" {
+	switch dir {
+	case "":
+		dir = randomModelDir
+	case "builtin":
 		ms, err := defaultmodels.Extract("")
 		if err != nil {
 			return err
 		}
 		dir = ms[0].Dir
+	}
+	var loaded fusion.Model
+	load := func(d string) (fusion.Model, error) {
+		var m fusion.Model
+		var err error
+		if d == randomModelDir {
+			m, err = blip.NewRandomCaption([]byte(blip.BaseCaptionConfig), 1)
+		} else {
+			m, err = fusion.Load(d)
+		}
+		if err != nil {
+			return nil, err
+		}
+		loaded = m
+		return m, nil
 	}
 	cfg := server.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -87,7 +115,7 @@ func benchServe(e *env, args []string) error {
 	cfg.ImageCacheBytes = 0 // every request encodes its image
 	cfg.MaxQueue = 1024
 	cfg.MaxNewTokens = max(cfg.MaxNewTokens, *tokens)
-	srv, err := server.New(cfg, nil)
+	srv, err := server.New(cfg, nil, server.WithLoader(load))
 	if err != nil {
 		return err
 	}
@@ -143,10 +171,25 @@ func benchServe(e *env, args []string) error {
 	}
 	res.VisionMsB1, res.Caption20MsB1, res.TTFTMs, res.TokenMsB1 = median(vision), median(lat), median(ttft), median(perTok)
 
+	// Vision encode of 8 images as one batch, in process (the engine's
+	// batching window groups concurrent requests' images the same way).
+	if loaded != nil {
+		batch := make([]image.Image, 8)
+		for i := range batch {
+			batch[i] = noiseRGBA(rng, *imgSize)
+		}
+		start := time.Now()
+		if _, err := loaded.EncodeImages(ctx, batch); err != nil {
+			return err
+		}
+		res.VisionMsB8 = ms(time.Since(start))
+	}
+	steps0, rows0 := batchStats(loaded)
+
 	for _, n := range clients {
 		total := *perLevel
 		if total == 0 {
-			total = max(8, 4*n)
+			total = max(4, n)
 		}
 		var mu sync.Mutex
 		var lats []float64
@@ -187,6 +230,9 @@ func benchServe(e *env, args []string) error {
 			RequestsPerS: float64(total) / wall, TokensPerS: float64(toks) / wall,
 			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)})
 	}
+	if steps, rows := batchStats(loaded); steps > steps0 {
+		res.MeanBatchRows = float64(rows-rows0) / float64(steps-steps0)
+	}
 	res.PeakRSSMB = peakRSSMB()
 	if *asJSON {
 		return writeJSON(e.stdout, res)
@@ -194,6 +240,7 @@ func benchServe(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "model %s, %d-token captions of %dx%d synthetic images, real gRPC on loopback, image cache off\n\n",
 		res.Model, res.MaxNewTokens, res.ImageSize, res.ImageSize)
 	fmt.Fprintf(e.stdout, "vision encode, batch 1   %8.1f ms\n", res.VisionMsB1)
+	fmt.Fprintf(e.stdout, "vision encode, batch 8   %8.1f ms (%.1f ms per image)\n", res.VisionMsB8, res.VisionMsB8/8)
 	fmt.Fprintf(e.stdout, "time to first token      %8.1f ms\n", res.TTFTMs)
 	fmt.Fprintf(e.stdout, "per token, batch 1       %8.2f ms\n", res.TokenMsB1)
 	fmt.Fprintf(e.stdout, "%d-token caption, batch 1 %8.1f ms\n\n", res.MaxNewTokens, res.Caption20MsB1)
@@ -205,7 +252,7 @@ func benchServe(e *env, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "\npeak RSS %.0f MB\n", res.PeakRSSMB)
+	_, err = fmt.Fprintf(e.stdout, "\nmean sequences per decoding step %.1f; peak RSS %.0f MB\n", res.MeanBatchRows, res.PeakRSSMB)
 	return err
 }
 
@@ -222,6 +269,24 @@ func percentile(xs []float64, p float64) float64 {
 	slices.Sort(s)
 	i := int(float64(len(s))*p/100+0.5) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// batchStats returns the decoding steps and sequences of the model's
+// iteration-level scheduler so far (0, 0 if it has none).
+func batchStats(m fusion.Model) (steps, rows int64) {
+	if s, ok := m.(interface{ BatchStats() (int64, int64) }); ok {
+		return s.BatchStats()
+	}
+	return 0, 0
+}
+
+// noiseRGBA is an image of random pixels.
+func noiseRGBA(rng *rand.Rand, side int) image.Image {
+	img := image.NewRGBA(image.Rect(0, 0, side, side))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.Uint32())
+	}
+	return img
 }
 
 // noiseImage is a PNG of random pixels (a different image every call).

@@ -39,13 +39,14 @@ func (g *genFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&g.minNew, "min-new-tokens", 0, "fewest tokens before end-of-sequence")
 	fs.IntVar(&g.beams, "num-beams", 0, "beam search width (default: the checkpoint's, usually 1 = greedy)")
 	fs.BoolVar(&g.sample, "do-sample", false, "sample instead of greedy/beam decoding")
+	fs.BoolVar(&g.sample, "sample", false, "same as --do-sample")
 	fs.Float64Var(&g.temperature, "temperature", 1, "sampling temperature (> 0)")
-	fs.IntVar(&g.topK, "top-k", 0, "sample among the k most likely tokens (0 = off)")
+	fs.IntVar(&g.topK, "top-k", 0, "sample among the k most likely tokens (0 = the checkpoint's default; HF's is 50)")
 	fs.Float64Var(&g.topP, "top-p", 1, "nucleus sampling threshold in (0, 1]")
 	fs.Float64Var(&g.repPen, "repetition-penalty", 1, "penalty on repeated tokens (> 0; 1 = off)")
 	fs.Float64Var(&g.lenPen, "length-penalty", 1, "beam search length penalty")
 	fs.IntVar(&g.noRepeat, "no-repeat-ngram-size", 0, "never repeat an n-gram of this size (0 = off)")
-	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling")
+	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling: the same seed and options give the same output (0 = a random seed)")
 	fs.Var(&g.stop, "stop", "stop at this string (repeatable)")
 	fs.BoolVar(&g.logprobs, "logprobs", false, "report each token's log-probability")
 }
@@ -181,7 +182,7 @@ Examples:
 const genHelp = `
 Decoding options (default: the checkpoint's generation_config.json):
   --max-new-tokens N  --min-new-tokens N  --num-beams N  --length-penalty X
-  --do-sample  --temperature X  --top-k N  --top-p X  --seed N
+  --do-sample (--sample)  --temperature X  --top-k N  --top-p X  --seed N (0 = random)
   --repetition-penalty X  --no-repeat-ngram-size N  --stop TEXT (repeatable)  --logprobs
   --timeout D
 `
