@@ -41,8 +41,15 @@ type Config struct {
 	// MaxConcurrent is how many requests run at once (--max-concurrent).
 	MaxConcurrent int `json:"max_concurrent" yaml:"max_concurrent"`
 	// MaxQueue is how many requests may wait for a slot before new ones get
-	// RESOURCE_EXHAUSTED (--max-queue).
+	// RESOURCE_EXHAUSTED (--max-queue); for caption and answer requests,
+	// the queue of each model's generation engine.
 	MaxQueue int `json:"max_queue" yaml:"max_queue"`
+	// MaxBatch is how many caption/answer requests may decode at once per
+	// model; their decoding steps run as one batch (--max-batch).
+	MaxBatch int `json:"max_batch" yaml:"max_batch"`
+	// KVCacheBytes bounds the KV-cache memory of the requests decoding on
+	// one model; requests beyond it wait in the queue (--kv-cache-bytes).
+	KVCacheBytes int64 `json:"kv_cache_bytes" yaml:"kv_cache_bytes"`
 	// MaxMessageBytes caps a received message (--max-message-bytes).
 	MaxMessageBytes int `json:"max_message_bytes" yaml:"max_message_bytes"`
 	// MaxImagesPerRequest caps images in one request (--max-images).
@@ -120,6 +127,8 @@ func DefaultConfig() Config {
 		Addr:                DefaultAddr,
 		MaxConcurrent:       2,
 		MaxQueue:            64,
+		MaxBatch:            64,
+		KVCacheBytes:        1 << 30,
 		MaxMessageBytes:     32 << 20,
 		MaxImagesPerRequest: 8,
 		MaxImageBytes:       20 << 20,
@@ -193,6 +202,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxQueue < 0 {
 		return bad("max-queue", "must be >= 0, got %d", c.MaxQueue)
+	}
+	if c.MaxBatch < 1 {
+		return bad("max-batch", "must be >= 1, got %d", c.MaxBatch)
+	}
+	if c.KVCacheBytes < 1<<20 {
+		return bad("kv-cache-bytes", "must be at least 1MiB, got %d", c.KVCacheBytes)
 	}
 	if c.ImageCacheBytes < 0 {
 		return bad("image-cache-bytes", "must be >= 0 (0 disables the cache), got %d", c.ImageCacheBytes)
@@ -341,6 +356,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DefaultModel, "default-model", c.DefaultModel, "model used when a request names none (default: the first)")
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "requests running at once")
 	fs.IntVar(&c.MaxQueue, "max-queue", c.MaxQueue, "requests waiting for a slot before RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "caption/answer requests decoding together per model (one batch per step)")
+	fs.Var(bytesFlag{&c.KVCacheBytes}, "kv-cache-bytes", "KV-cache memory per model for decoding requests (bytes, or e.g. 1GiB)")
 	fs.Var(intBytesFlag{&c.MaxMessageBytes}, "max-message-bytes", "largest request message (bytes, or e.g. 32MiB)")
 	fs.IntVar(&c.MaxImagesPerRequest, "max-images", c.MaxImagesPerRequest, "images per request")
 	fs.Var(bytesFlag{&c.MaxImageBytes}, "max-image-bytes", "largest encoded image (bytes, or e.g. 20MiB)")
@@ -399,6 +416,8 @@ type fileConfig struct {
 	DefaultModel        *string     `json:"default_model" yaml:"default_model"`
 	MaxConcurrent       *int        `json:"max_concurrent" yaml:"max_concurrent"`
 	MaxQueue            *int        `json:"max_queue" yaml:"max_queue"`
+	MaxBatch            *int        `json:"max_batch" yaml:"max_batch"`
+	KVCacheBytes        any         `json:"kv_cache_bytes" yaml:"kv_cache_bytes"`
 	MaxMessageBytes     any         `json:"max_message_bytes" yaml:"max_message_bytes"`
 	MaxImagesPerRequest *int        `json:"max_images_per_request" yaml:"max_images_per_request"`
 	MaxImageBytes       any         `json:"max_image_bytes" yaml:"max_image_bytes"`
@@ -466,6 +485,7 @@ func (c *Config) LoadFile(path string) error {
 	setStr(&c.DefaultModel, f.DefaultModel)
 	setInt(&c.MaxConcurrent, f.MaxConcurrent)
 	setInt(&c.MaxQueue, f.MaxQueue)
+	setInt(&c.MaxBatch, f.MaxBatch)
 	setInt(&c.MaxImagesPerRequest, f.MaxImagesPerRequest)
 	setInt(&c.MaxTexts, f.MaxTexts)
 	setInt(&c.MaxTextBytes, f.MaxTextBytes)
@@ -481,7 +501,7 @@ func (c *Config) LoadFile(path string) error {
 		key string
 		v   any
 		dst *int64
-	}{{"max_image_bytes", f.MaxImageBytes, &c.MaxImageBytes}, {"image_cache_bytes", f.ImageCacheBytes, &c.ImageCacheBytes}} {
+	}{{"max_image_bytes", f.MaxImageBytes, &c.MaxImageBytes}, {"image_cache_bytes", f.ImageCacheBytes, &c.ImageCacheBytes}, {"kv_cache_bytes", f.KVCacheBytes, &c.KVCacheBytes}} {
 		if b.v == nil {
 			continue
 		}

@@ -67,6 +67,8 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{func(c *Config) { c.Addr = "localhost" }, "addr"},
 		{func(c *Config) { c.MaxConcurrent = 0 }, "max-concurrent"},
 		{func(c *Config) { c.MaxQueue = -1 }, "max-queue"},
+		{func(c *Config) { c.MaxBatch = 0 }, "max-batch"},
+		{func(c *Config) { c.KVCacheBytes = 1000 }, "kv-cache-bytes"},
 		{func(c *Config) { c.MaxImagePixels = 0 }, "max-image-pixels"},
 		{func(c *Config) { c.ImageCacheBytes = -5 }, "image-cache-bytes"},
 		{func(c *Config) { c.Models = []ModelSpec{{"a", "x"}, {"a", "y"}} }, "model"},

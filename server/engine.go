@@ -23,8 +23,8 @@ type engines struct {
 
 // WithEngineConfig sets the generation engines' limits (live requests
 // decoding together per model, KV-cache budget, vision batching). Unset
-// fields take engine's defaults; MaxQueue and RetryAfter default to the
-// server's --max-queue and --retry-after.
+// fields come from the server's Config (--max-batch, --kv-cache-bytes,
+// --max-queue, --retry-after), then engine's defaults.
 func WithEngineConfig(c engine.Config) Option {
 	return func(s *Server) { s.engCfg = &c }
 }
@@ -42,6 +42,12 @@ func newEngines(cfg Config, override *engine.Config) *engines {
 	}
 	if ec.RetryAfter == 0 {
 		ec.RetryAfter = cfg.RetryAfter
+	}
+	if ec.MaxLive == 0 {
+		ec.MaxLive = cfg.MaxBatch
+	}
+	if ec.KVBudget == 0 {
+		ec.KVBudget = cfg.KVCacheBytes
 	}
 	return &engines{cfg: ec, m: map[*modelEntry]*engine.Engine{}}
 }

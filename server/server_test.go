@@ -24,7 +24,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
-	"github.com/glimpse-vlm/glimpse/internal/engine"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 )
 
@@ -446,9 +445,10 @@ func TestImageCacheEvictionAndDisable(t *testing.T) {
 
 func TestAdmissionFull(t *testing.T) {
 	// Generation requests are admitted by the model's engine: one may
-	// decode at a time here, none may wait.
-	h := start(t, func(c *Config) { c.MaxConcurrent, c.MaxQueue, c.RetryAfter = 1, 0, 1500*time.Millisecond },
-		WithEngineConfig(engine.Config{MaxLive: 1}))
+	// decode at a time here (--max-batch 1), none may wait.
+	h := start(t, func(c *Config) {
+		c.MaxConcurrent, c.MaxBatch, c.MaxQueue, c.RetryAfter = 1, 1, 0, 1500*time.Millisecond
+	})
 	ctx := testCtx(t)
 	slow, cancel := context.WithCancel(ctx)
 	defer cancel()
