@@ -7,5 +7,8 @@ import (
 )
 
 // TestMain fails the package if a test leaves goroutines behind (a
-// request's work or a stream that did not stop).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// request's work or a stream that did not stop). The kernels' worker pool
+// lives for the whole process by design.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/glimpse-vlm/glimpse/kernels.worker"))
+}
