@@ -620,6 +620,8 @@ func TestMetrics(t *testing.T) {
 				{`glimpse_queue_depth`, 0},
 				{`glimpse_running_requests`, 0},
 				{`glimpse_active_sequences`, 0},
+				{`glimpse_generation_requests_in_flight`, 0},
+				{`glimpse_engine_live_sequences{model="cap"}`, 0},
 				{`glimpse_model_load_failures_total{model="broken"}`, 1},
 			}
 			for _, c := range checks {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,7 +299,7 @@ func TestLoad(t *testing.T) {
 	const clients = 64
 	dur := loadDuration(t)
 	jobs := loadJobs(t)
-	_, addr := startReal(t, func(c *Config) { c.MaxConcurrent, c.MaxQueue = 2, 32 })
+	srv, addr := startReal(t, func(c *Config) { c.MaxConcurrent, c.MaxQueue = 2, 32 })
 	// Eight connections, eight clients each.
 	var conns []pb.GlimpseServiceClient
 	for i := 0; i < 8; i++ {
@@ -411,6 +412,27 @@ func TestLoad(t *testing.T) {
 		if kinds[k] == 0 {
 			t.Errorf("no %s request was answered", k)
 		}
+	}
+	// The metrics saw the same traffic, and concurrent decoding steps were
+	// batched.
+	rec := httptest.NewRecorder()
+	srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	total := 0.0
+	for _, meth := range []string{"Caption", "Answer", "Match", "Generate"} {
+		for code := range byCode {
+			if strings.Contains(body, fmt.Sprintf(`glimpse_requests_total{code="%s",method="%s"}`, code, meth)) {
+				total += metricValue(t, body, fmt.Sprintf(`glimpse_requests_total{code="%s",method="%s"}`, code, meth))
+			}
+		}
+	}
+	if want := float64(len(samples) + len(jobs)); total != want {
+		t.Errorf("glimpse_requests_total sums to %v, want %v (load + warm-up)", total, want)
+	}
+	if b := metricValue(t, body, `glimpse_decode_batch_size_mean{model="blip-caption"}`); b <= 1 {
+		t.Errorf("mean decoding batch size of blip-caption %v under load, want > 1", b)
+	} else {
+		t.Logf("mean decoding batch size: blip-caption %.2f", b)
 	}
 	if rss1 > 0 && math.Abs(rss2-rss1) > 0.10*rss1 {
 		t.Errorf("RSS moved from %.1f MiB to %.1f MiB (more than 10 %%)", rss1/(1<<20), rss2/(1<<20))

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/glimpse-vlm/glimpse/internal/engine"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 )
 
@@ -67,15 +68,25 @@ func newMetrics(s *Server) *metrics {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.inflight, m.tokens, m.modelLoad, m.loadFails,
-		gauge("glimpse_queue_depth", "Requests waiting for a slot (admission queue).", func() float64 {
+		gauge("glimpse_queue_depth", "Requests waiting for a slot: the admission queue plus every model engine's queue.", func() float64 {
 			_, w := s.adm.depth()
+			for _, st := range s.engineStats() {
+				w += st.Waiting
+			}
 			return float64(w)
 		}),
 		gauge("glimpse_running_requests", "Requests holding a slot (image encoding, matching or decoding).", func() float64 {
 			r, _ := s.adm.depth()
 			return float64(r)
 		}),
-		gauge("glimpse_active_sequences", "Generations (Caption, Answer, Generate) in flight.", func() float64 {
+		gauge("glimpse_active_sequences", "Sequences being generated (admitted by the model engines).", func() float64 {
+			n := 0
+			for _, st := range s.engineStats() {
+				n += st.Live
+			}
+			return float64(n)
+		}),
+		gauge("glimpse_generation_requests_in_flight", "Caption, Answer and Generate RPCs in flight (queued or running).", func() float64 {
 			return float64(m.active.Load())
 		}),
 		gauge("glimpse_image_cache_entries", "Encoded images held in the image-state cache.", func() float64 {
@@ -98,6 +109,7 @@ func newMetrics(s *Server) *metrics {
 			return float64(mi)
 		}),
 		&batchCollector{s: s},
+		&engineCollector{s: s},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "glimpse"}),
 	)
@@ -136,6 +148,55 @@ func (c *batchCollector) Collect(ch chan<- prometheus.Metric) {
 			mean = float64(rows) / float64(steps)
 		}
 		ch <- prometheus.MustNewConstMetric(batchDesc, prometheus.GaugeValue, mean, e.name)
+	}
+}
+
+// engineStats returns each model engine's load (none before the engines
+// exist).
+func (s *Server) engineStats() map[string]engine.Stats {
+	if s.eng == nil {
+		return nil
+	}
+	return s.eng.stats()
+}
+
+// engineCollector reports each model engine's queue, live sequences,
+// KV-cache memory, refusals and vision batches.
+type engineCollector struct{ s *Server }
+
+var engineDescs = map[string]*prometheus.Desc{
+	"live":     prometheus.NewDesc("glimpse_engine_live_sequences", "Sequences being generated, by model.", []string{"model"}, nil),
+	"waiting":  prometheus.NewDesc("glimpse_engine_queue_depth", "Generations waiting for admission, by model.", []string{"model"}, nil),
+	"kv":       prometheus.NewDesc("glimpse_kv_cache_bytes", "KV-cache memory reserved by live sequences, by model.", []string{"model"}, nil),
+	"kvbudget": prometheus.NewDesc("glimpse_kv_cache_budget_bytes", "KV-cache budget, by model (0 = unbounded).", []string{"model"}, nil),
+	"refused":  prometheus.NewDesc("glimpse_engine_refused_total", "Generations refused with RESOURCE_EXHAUSTED, by model.", []string{"model"}, nil),
+	"vbatches": prometheus.NewDesc("glimpse_vision_batches_total", "Batched vision-encoder runs, by model.", []string{"model"}, nil),
+	"vimages":  prometheus.NewDesc("glimpse_vision_batch_images_total", "Images encoded by those runs (images/batches = mean vision batch size), by model.", []string{"model"}, nil),
+}
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range engineDescs {
+		ch <- d
+	}
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, st := range c.s.engineStats() {
+		for _, v := range []struct {
+			key string
+			t   prometheus.ValueType
+			v   float64
+		}{
+			{"live", prometheus.GaugeValue, float64(st.Live)},
+			{"waiting", prometheus.GaugeValue, float64(st.Waiting)},
+			{"kv", prometheus.GaugeValue, float64(st.KVUsed)},
+			{"kvbudget", prometheus.GaugeValue, float64(st.KVBudget)},
+			{"refused", prometheus.CounterValue, float64(st.Refused)},
+			{"vbatches", prometheus.CounterValue, float64(st.VisionBatches)},
+			{"vimages", prometheus.CounterValue, float64(st.VisionImages)},
+		} {
+			ch <- prometheus.MustNewConstMetric(engineDescs[v.key], v.t, v.v, name)
+		}
 	}
 }
 
