@@ -83,14 +83,18 @@ func (es *engines) stats() map[string]engine.Stats {
 }
 
 // admit reserves a place and the KV-cache memory for a generation on
-// eng, mapping a full queue to RESOURCE_EXHAUSTED with RetryInfo and a
-// request too large for the budget to INVALID_ARGUMENT.
+// eng, mapping options the model refuses and a request too large for the
+// budget to INVALID_ARGUMENT and a full queue to RESOURCE_EXHAUSTED with
+// RetryInfo.
 func admit(ctx context.Context, eng *engine.Engine, m fusion.Model, text string, opts fusion.GenerateOptions) (func(), time.Duration, error) {
 	prompt := 1
 	if text != "" {
 		if ids, err := m.Tokenize(text); err == nil {
 			prompt += len(ids)
 		}
+	}
+	if err := eng.CheckOptions(opts, prompt); err != nil {
+		return nil, 0, invalidArgument(violation("options", "%v", err))
 	}
 	release, waited, err := eng.Admit(ctx, eng.KVBytes(opts, prompt))
 	if err == nil {

@@ -119,7 +119,7 @@ func (v *validator) options(field string, o *pb.GenerationOptions) fusion.Genera
 		g.Temperature = o.GetTemperature()
 	}
 	if k := o.GetTopK(); k < 0 {
-		v.add(f("top_k"), "must be >= 0 (0 = off), got %d", k)
+		v.add(f("top_k"), "must be >= 0 (0 = the checkpoint's default; Hugging Face's is 50), got %d", k)
 	}
 	g.TopK = int(o.GetTopK())
 	if o.TopP != nil {
@@ -136,6 +136,11 @@ func (v *validator) options(field string, o *pb.GenerationOptions) fusion.Genera
 	}
 	if o.Seed != nil {
 		g.Seed = o.GetSeed()
+		if g.Seed == 0 {
+			// fusion's 0 means "draw a random seed"; an explicit seed 0
+			// must be reproducible like any other.
+			g.Seed = math.MaxUint64
+		}
 	}
 	if n := o.GetNoRepeatNgramSize(); n < 0 {
 		v.add(f("no_repeat_ngram_size"), "must be >= 0 (0 = off), got %d", n)

@@ -46,7 +46,7 @@ func (g *genFlags) bind(fs *flag.FlagSet) {
 	fs.Float64Var(&g.repPen, "repetition-penalty", 1, "penalty on repeated tokens (> 0; 1 = off)")
 	fs.Float64Var(&g.lenPen, "length-penalty", 1, "beam search length penalty")
 	fs.IntVar(&g.noRepeat, "no-repeat-ngram-size", 0, "never repeat an n-gram of this size (0 = off)")
-	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling: the same seed and options give the same output (0 = a random seed)")
+	fs.Uint64Var(&g.seed, "seed", 0, "random seed for sampling: the same seed and options give the same output (unset: a random seed)")
 	fs.Var(&g.stop, "stop", "stop at this string (repeatable)")
 	fs.BoolVar(&g.logprobs, "logprobs", false, "report each token's log-probability")
 }
@@ -182,7 +182,7 @@ Examples:
 const genHelp = `
 Decoding options (default: the checkpoint's generation_config.json):
   --max-new-tokens N  --min-new-tokens N  --num-beams N  --length-penalty X
-  --do-sample (--sample)  --temperature X  --top-k N  --top-p X  --seed N (0 = random)
+  --do-sample (--sample)  --temperature X  --top-k N  --top-p X  --seed N
   --repetition-penalty X  --no-repeat-ngram-size N  --stop TEXT (repeatable)  --logprobs
   --timeout D
 `

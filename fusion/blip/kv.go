@@ -45,3 +45,17 @@ func (m *CaptionModel) BatchStats() (steps, rows int64) { return m.batch.Stats()
 // BatchStats returns the answer decoder's steps and the sequences they
 // carried.
 func (m *VQAModel) BatchStats() (steps, rows int64) { return m.batch.Stats() }
+
+// CheckOptions reports whether opts are valid decoding options for a
+// caption prompt of promptTokens tokens; the error says what to change.
+func (m *CaptionModel) CheckOptions(opts fusion.GenerateOptions, promptTokens int) error {
+	_, err := m.DecodeConfig(opts, max(promptTokens, 1))
+	return err
+}
+
+// CheckOptions reports whether opts are valid decoding options for an
+// answer; the error says what to change.
+func (m *VQAModel) CheckOptions(opts fusion.GenerateOptions, _ int) error {
+	_, err := m.DecodeConfig(opts)
+	return err
+}

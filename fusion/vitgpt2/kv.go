@@ -27,3 +27,11 @@ func (m *Model) BatchStats() (steps, rows int64) {
 	}
 	return m.batch.Stats()
 }
+
+// CheckOptions reports whether opts are valid decoding options for a
+// caption whose prefix has promptTokens tokens; the error says what to
+// change.
+func (m *Model) CheckOptions(opts fusion.GenerateOptions, promptTokens int) error {
+	_, err := m.decodeConfig(opts, promptTokens+1)
+	return err
+}

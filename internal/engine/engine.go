@@ -72,6 +72,21 @@ type KVSizer interface {
 	KVBytes(opts fusion.GenerateOptions, promptTokens int) int64
 }
 
+// OptionsChecker is implemented by models that can validate decoding
+// options before any work is done (fusion/blip and fusion/vitgpt2 do).
+type OptionsChecker interface {
+	CheckOptions(opts fusion.GenerateOptions, promptTokens int) error
+}
+
+// CheckOptions returns the model's verdict on opts (nil for models that
+// cannot check them ahead of decoding).
+func (e *Engine) CheckOptions(opts fusion.GenerateOptions, promptTokens int) error {
+	if c, ok := e.model.(OptionsChecker); ok {
+		return c.CheckOptions(opts, promptTokens)
+	}
+	return nil
+}
+
 // defaultKVBytes is the estimate for models without KVSizer: a BLIP-base
 // decoder's 20-token greedy caption with its cross-attention state.
 const defaultKVBytes = 32 << 20
