@@ -152,4 +152,3 @@ func absf(x float32) float32 {
 	}
 	return x
 }
-
