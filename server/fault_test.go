@@ -126,7 +126,14 @@ func TestFaultDeadline(t *testing.T) {
 	slow := newSlowCaptioner(t, step)
 	h := start(t, nil)
 	must(t, h.srv.AddModel("slow", slow))
-	ctx, cancel := context.WithTimeout(testCtx(t), 150*time.Millisecond)
+	// Warm the image cache so that the deadline falls during decoding.
+	if _, err := h.cli.Caption(testCtx(t), &pb.CaptionRequest{Model: "slow", Image: imgData(catImage(t)),
+		Options: &pb.GenerationOptions{MaxNewTokens: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	<-slow.returned
+	slow.tokens.Store(0)
+	ctx, cancel := context.WithTimeout(testCtx(t), 250*time.Millisecond)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	_, err := h.cli.Caption(ctx, &pb.CaptionRequest{Model: "slow", Image: imgData(catImage(t)),
@@ -135,7 +142,10 @@ func TestFaultDeadline(t *testing.T) {
 	select {
 	case <-slow.returned:
 	case <-time.After(5 * time.Second):
-		t.Fatal("the model was still decoding 5 s after the deadline")
+		t.Fatalf("the model was still decoding 5 s after the deadline (or never started: %d tokens)", slow.tokens.Load())
+	}
+	if slow.tokens.Load() == 0 {
+		t.Fatal("the deadline passed before decoding started; the test proves nothing")
 	}
 	if late := time.Unix(0, slow.returnedAt.Load()).Sub(deadline); late > 4*step+50*time.Millisecond {
 		t.Errorf("the model returned %v after the deadline, want within about one step (%v)", late, step)

@@ -85,11 +85,19 @@ func TestScaleOut(t *testing.T) {
 			}
 		}(w)
 	}
+	// Kill one once all three have served (at least dur/3 in).
 	time.Sleep(dur / 3)
-	before := []float64{requestsServed(t, srvs[0]), requestsServed(t, srvs[1]), requestsServed(t, srvs[2])}
+	var before []float64
+	for wait := time.Now(); ; {
+		before = []float64{requestsServed(t, srvs[0]), requestsServed(t, srvs[1]), requestsServed(t, srvs[2])}
+		if slices.Min(before) > 0 || time.Since(wait) > 20*time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	srvs[1].Stop() // killed: running calls cut off, connections closed
 	killed.Store(true)
-	time.Sleep(dur - dur/3)
+	time.Sleep(dur)
 	stop.Store(true)
 	wg.Wait()
 	after := []float64{requestsServed(t, srvs[0]), requestsServed(t, srvs[2])}
