@@ -64,6 +64,8 @@ func benchServe(e *env, args []string) error {
 	tokens := fs.Int("max-new-tokens", 20, "tokens per caption (min_new_tokens is set equal, so every caption has this length)")
 	imgSize := fs.Int("image-size", 384, "side of the synthetic test images in pixels")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	maxBatch := fs.Int("max-batch", 64, "requests decoding together (the server's --max-batch)")
+	kvBytes := fs.Int64("kv-cache-bytes", 1<<30, "KV-cache budget of the model in bytes (the server's --kv-cache-bytes)")
 	pos, err := parse(fs, args, "")
 	if err != nil {
 		return err
@@ -79,8 +81,8 @@ func benchServe(e *env, args []string) error {
 		}
 		clients = append(clients, n)
 	}
-	if *tokens < 1 || *imgSize < 8 || *imgSize > 4096 || *perLevel < 0 {
-		return usagef("--max-new-tokens must be >= 1, --image-size in [8, 4096], --requests >= 0")
+	if *tokens < 1 || *imgSize < 8 || *imgSize > 4096 || *perLevel < 0 || *maxBatch < 1 || *kvBytes < 1<<20 {
+		return usagef("--max-new-tokens must be >= 1, --image-size in [8, 4096], --requests >= 0, --max-batch >= 1, --kv-cache-bytes >= 1MiB")
 	}
 	dir := *model
 	name := "blip-caption"
@@ -114,6 +116,7 @@ func benchServe(e *env, args []string) error {
 	cfg.Models = []server.ModelSpec{{Name: name, Dir: dir}}
 	cfg.ImageCacheBytes = 0 // every request encodes its image
 	cfg.MaxQueue = 1024
+	cfg.MaxBatch, cfg.KVCacheBytes = *maxBatch, *kvBytes
 	cfg.MaxNewTokens = max(cfg.MaxNewTokens, *tokens)
 	srv, err := server.New(cfg, nil, server.WithLoader(load))
 	if err != nil {

@@ -123,20 +123,24 @@ func randomWeights(cfg Config, seed uint64) *checkpoint.Checkpoint {
 		}
 		return n
 	}
-	largest := 0
+	largest, largestNorm := 0, 0
 	for _, s := range specs {
-		largest = max(largest, size(s.shape))
+		if s.fill == random {
+			largest = max(largest, size(s.shape))
+		} else {
+			largestNorm = max(largestNorm, size(s.shape))
+		}
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
 	pool := make([]float32, largest+(1<<16)+1)
 	for i := range pool {
 		pool[i] = float32(rng.NormFloat64() * 0.02)
 	}
-	ones := make([]float32, largest)
+	ones := make([]float32, largestNorm)
 	for i := range ones {
 		ones[i] = 1
 	}
-	zeros := make([]float32, largest)
+	zeros := make([]float32, largestNorm)
 	ts := make(map[string]checkpoint.MemTensor, len(specs))
 	off := 0
 	for _, s := range specs {

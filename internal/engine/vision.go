@@ -10,9 +10,10 @@ import (
 )
 
 // visionBatcher gathers images arriving within a window (at most max) and
-// encodes them with one EncodeImages call. The first image of a batch
-// makes its goroutine the batch's leader: it waits for the window (or a
-// full batch), then encodes everyone's images and hands out the states.
+// encodes them with one EncodeImages call, one batch at a time. The first
+// image of a batch makes its goroutine the batch's leader: it waits for
+// the window (or a full batch) and for the previous batch, then encodes
+// everyone's images and hands out the states.
 type visionBatcher struct {
 	m      fusion.Model
 	max    int
@@ -20,7 +21,9 @@ type visionBatcher struct {
 
 	mu       sync.Mutex
 	pending  []*visionJob
+	leading  bool          // a leader is waiting to take the pending images
 	full     chan struct{} // signalled when pending reaches max
+	sem      chan struct{} // one batch encodes at a time
 	inflight map[string]*visionJob
 
 	batches, images, shared int64
@@ -36,7 +39,7 @@ type visionJob struct {
 }
 
 func newVisionBatcher(m fusion.Model, max int, window time.Duration) *visionBatcher {
-	return &visionBatcher{m: m, max: max, window: window, full: make(chan struct{}, 1), inflight: map[string]*visionJob{}}
+	return &visionBatcher{m: m, max: max, window: window, full: make(chan struct{}, 1), sem: make(chan struct{}, 1), inflight: map[string]*visionJob{}}
 }
 
 func (v *visionBatcher) stats() (batches, images, shared int64) {
@@ -67,7 +70,10 @@ func (v *visionBatcher) encode(ctx context.Context, key string, img image.Image)
 		return v.wait(ctx, j)
 	}
 	v.pending = append(v.pending, j)
-	leader := len(v.pending) == 1
+	leader := len(v.pending) == 1 && !v.leading
+	if leader {
+		v.leading = true
+	}
 	if len(v.pending) >= v.max {
 		select {
 		case v.full <- struct{}{}:
@@ -76,51 +82,45 @@ func (v *visionBatcher) encode(ctx context.Context, key string, img image.Image)
 	}
 	v.mu.Unlock()
 	if leader {
-		t := time.NewTimer(v.window)
-		select {
-		case <-t.C:
-		case <-v.full:
-			t.Stop()
-		}
-		v.mu.Lock()
-		n := min(len(v.pending), v.max)
-		batch := append([]*visionJob(nil), v.pending[:n]...)
-		v.pending = append(v.pending[:0], v.pending[n:]...)
-		// Drain a stale "full" signal; if images remain, the first of
-		// them leads the next batch.
-		select {
-		case <-v.full:
-		default:
-		}
-		var next *visionJob
-		if len(v.pending) > 0 {
-			next = v.pending[0]
-		}
-		v.mu.Unlock()
-		if next != nil {
-			go v.lead()
-		}
-		v.run(batch)
+		v.lead()
 	}
 	return v.wait(ctx, j)
 }
 
-// lead runs a batch for images left over by a full batch.
+// lead waits for the window (or a full batch), then for the previous
+// batch to finish (one batch encodes at a time: batches run one after the
+// other with all cores, and images keep joining while one runs), takes up
+// to max pending images and encodes them. If images remain, the next
+// leader starts in a new goroutine.
 func (v *visionBatcher) lead() {
 	t := time.NewTimer(v.window)
-	<-t.C
+	select {
+	case <-t.C:
+	case <-v.full:
+		t.Stop()
+	}
+	v.sem <- struct{}{}
 	v.mu.Lock()
 	n := min(len(v.pending), v.max)
 	batch := append([]*visionJob(nil), v.pending[:n]...)
 	v.pending = append(v.pending[:0], v.pending[n:]...)
-	more := len(v.pending) > 0
-	v.mu.Unlock()
-	if more {
-		go v.lead()
+	select { // a stale "full" signal
+	case <-v.full:
+	default:
 	}
+	if len(v.pending) > 0 {
+		if len(v.pending) >= v.max {
+			v.full <- struct{}{}
+		}
+		go v.lead()
+	} else {
+		v.leading = false
+	}
+	v.mu.Unlock()
 	if len(batch) > 0 {
 		v.run(batch)
 	}
+	<-v.sem
 }
 
 func (v *visionBatcher) wait(ctx context.Context, j *visionJob) (*fusion.ImageState, error) {
