@@ -26,6 +26,13 @@ type target struct {
 	model       string
 	timeout     time.Duration
 	defaultAddr string
+	// Connection security (flags --token-file, --tls, --tls-ca,
+	// --tls-cert, --tls-key; GLIMPSE_TOKEN holds a token).
+	tokenFile       string
+	token           string
+	tls             bool
+	tlsCA           string
+	tlsCert, tlsKey string
 }
 
 func (t *target) defaultAddrOr() string {
@@ -43,6 +50,12 @@ func (t *target) bind(fs *flag.FlagSet, e *env) {
 	fs.StringVar(&t.addr, "addr", "", "server address HOST:PORT, or several comma-separated (default "+def+" unless --model DIR is given)")
 	fs.StringVar(&t.model, "model", "", "checkpoint folder to run in-process; with --addr, the served model's name (default: the server's default)")
 	fs.DurationVar(&t.timeout, "timeout", 0, "give up after this long (e.g. 30s; default: no limit)")
+	fs.StringVar(&t.tokenFile, "token-file", "", "file whose first line is the bearer token for a server with auth (or set GLIMPSE_TOKEN)")
+	fs.BoolVar(&t.tls, "tls", false, "connect over TLS (implied by --tls-ca or --tls-cert)")
+	fs.StringVar(&t.tlsCA, "tls-ca", "", "PEM CA bundle that signs the server's certificate (default: the system roots)")
+	fs.StringVar(&t.tlsCert, "tls-cert", "", "client certificate (PEM) for a server requiring mutual TLS")
+	fs.StringVar(&t.tlsKey, "tls-key", "", "client private key (PEM) for --tls-cert")
+	t.token, _ = e.getenv("GLIMPSE_TOKEN")
 	t.addr = "" // resolved in connect
 	if def != server.DefaultAddr {
 		t.defaultAddr = def
@@ -67,13 +80,40 @@ func (t *target) connect(ctx context.Context, e *env) (*client.Client, func(), e
 		if addr == "" {
 			addr = t.defaultAddrOr()
 		}
-		c, err := client.New(addr, client.WithModel(t.model))
+		opts, err := t.securityOptions()
+		if err != nil {
+			return nil, nil, err
+		}
+		c, err := client.New(addr, append(opts, client.WithModel(t.model))...)
 		if err != nil {
 			return nil, nil, err
 		}
 		return c, func() { c.Close() }, nil
 	}
 	return inProcess(ctx, []server.ModelSpec{{Name: "local", Dir: t.model}}, true)
+}
+
+// securityOptions are the SDK options of the token and TLS flags.
+func (t *target) securityOptions() ([]client.Option, error) {
+	var opts []client.Option
+	token := strings.TrimSpace(t.token)
+	if t.tokenFile != "" {
+		raw, err := os.ReadFile(t.tokenFile)
+		if err != nil {
+			return nil, usagef("--token-file: %v", err)
+		}
+		first, _, _ := strings.Cut(string(raw), "\n")
+		if token = strings.TrimSpace(first); token == "" {
+			return nil, usagef("--token-file %s: the first line is empty (want the token)", t.tokenFile)
+		}
+	}
+	if token != "" {
+		opts = append(opts, client.WithToken(token))
+	}
+	if t.tls || t.tlsCA != "" || t.tlsCert != "" || t.tlsKey != "" {
+		opts = append(opts, client.WithTLS(client.TLSOptions{CAFile: t.tlsCA, CertFile: t.tlsCert, KeyFile: t.tlsKey}))
+	}
+	return opts, nil
 }
 
 // inProcess loads the folders and serves them over an in-memory listener.
