@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -437,4 +438,77 @@ func TestLoad(t *testing.T) {
 	if rss1 > 0 && math.Abs(rss2-rss1) > 0.10*rss1 {
 		t.Errorf("RSS moved from %.1f MiB to %.1f MiB (more than 10 %%)", rss1/(1<<20), rss2/(1<<20))
 	}
+}
+
+// TestLoadOverload: the same mix against a server with tiny queues. Many
+// requests are refused with RESOURCE_EXHAUSTED carrying RetryInfo; nothing
+// else fails and every accepted answer is still right.
+func TestLoadOverload(t *testing.T) {
+	const clients = 64
+	dur := 2 * time.Second
+	jobs := loadJobs(t)
+	_, addr := startReal(t, func(c *Config) { c.MaxConcurrent, c.MaxQueue, c.MaxBatch = 1, 2, 2 })
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cli := pb.NewGlimpseServiceClient(conn)
+	var (
+		mu       sync.Mutex
+		byCode   = map[codes.Code]int{}
+		problems []string
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			for i := c; !stop.Load(); i++ {
+				j := &jobs[i%len(jobs)]
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := j.run(ctx, cli)
+				cancel()
+				st := status.Convert(err)
+				mu.Lock()
+				byCode[st.Code()]++
+				switch st.Code() {
+				case codes.OK:
+				case codes.ResourceExhausted:
+					if !hasRetryInfo(st) {
+						problems = append(problems, "RESOURCE_EXHAUSTED without RetryInfo: "+st.Message())
+					}
+				default:
+					problems = append(problems, j.name+": "+err.Error())
+				}
+				mu.Unlock()
+				if st.Code() == codes.ResourceExhausted {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}(c)
+	}
+	time.Sleep(dur)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("overload: by code %v", byCode)
+	if len(problems) > 0 {
+		t.Errorf("%d problems, e.g. %s", len(problems), problems[0])
+	}
+	if byCode[codes.ResourceExhausted] == 0 {
+		t.Error("no request was refused: the queues were not tiny enough to test admission")
+	}
+	if byCode[codes.OK] == 0 {
+		t.Error("no request was served")
+	}
+}
+
+func hasRetryInfo(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RetryInfo); ok {
+			return true
+		}
+	}
+	return false
 }
