@@ -81,8 +81,10 @@ type Config struct {
 
 	// Hardening (auth.go, tls.go, limits.go, metrics.go).
 
-	// AuthTokenFile holds the accepted bearer tokens, one a line (blank
-	// lines and lines starting with # ignored) (--auth-token-file).
+	// AuthTokenFile holds the accepted bearer tokens, one a line, each
+	// optionally followed by the comma-separated models it may use
+	// ("TOKEN blip,clip"; others get PERMISSION_DENIED); blank lines and
+	// lines starting with # are ignored (--auth-token-file).
 	AuthTokenFile string `json:"auth_token_file" yaml:"auth_token_file"`
 	// AuthTokens are more accepted tokens (--auth-tokens, comma-separated;
 	// prefer GLIMPSE_AUTH_TOKENS or the file: flags show up in ps).

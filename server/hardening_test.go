@@ -158,6 +158,66 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// TestAuthModelRights: a token-file line "TOKEN MODEL,MODEL" limits the
+// token to those models (PERMISSION_DENIED elsewhere); a bare token may use
+// every model.
+func TestAuthModelRights(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tokens")
+	must(t, os.WriteFile(file, []byte("captions-only cap\nretrieval ret,vqa\nroot *\n"), 0o600))
+	cfg := DefaultConfig()
+	cfg.AuthTokenFile = file
+	_, addr, _ := startNet(t, cfg, nil) // default model: cap
+	cli, _ := dialRaw(t, addr)
+	ctx := testCtx(t)
+	gen := func(ctx context.Context, model string) error {
+		s, err := cli.Generate(ctx, &pb.GenerateRequest{Model: model, Parts: []*pb.PromptPart{imgPart(imgData(red))}})
+		for err == nil {
+			_, err = s.Recv()
+		}
+		if err == io.EOF {
+			return nil
+		}
+		return err
+	}
+	cases := []struct {
+		token, model string
+		call         string
+		want         codes.Code
+	}{
+		{"captions-only", "cap", "caption", codes.OK},
+		{"captions-only", "", "caption", codes.OK}, // the default model
+		{"captions-only", "cap", "generate", codes.OK},
+		{"captions-only", "vqa", "answer", codes.PermissionDenied},
+		{"captions-only", "ret", "match", codes.PermissionDenied},
+		{"retrieval", "ret", "match", codes.OK},
+		{"retrieval", "", "caption", codes.PermissionDenied},
+		{"retrieval", "cap", "generate", codes.PermissionDenied},
+		{"root", "vqa", "answer", codes.OK},
+		{"root", "cap", "generate", codes.OK},
+	}
+	for _, c := range cases {
+		actx := withAuth(ctx, "Bearer "+c.token)
+		var err error
+		switch c.call {
+		case "caption":
+			_, err = cli.Caption(actx, &pb.CaptionRequest{Model: c.model, Image: imgData(red)})
+		case "answer":
+			_, err = cli.Answer(actx, &pb.AnswerRequest{Model: c.model, Image: imgData(red), Question: "what?"})
+		case "match":
+			_, err = cli.Match(actx, &pb.MatchRequest{Model: c.model, Image: imgData(red), Texts: []string{"a"}})
+		case "generate":
+			err = gen(actx, c.model)
+		}
+		if status.Code(err) != c.want {
+			t.Errorf("%s %s on %q: %v, want %v", c.token, c.call, c.model, err, c.want)
+		}
+	}
+	// ListModels names no model: any valid token may list.
+	if _, err := cli.ListModels(withAuth(ctx, "Bearer retrieval"), &pb.ListModelsRequest{}); err != nil {
+		t.Errorf("ListModels: %v", err)
+	}
+}
+
 // certs is a CA with a server and a client certificate, written as PEM.
 type certs struct{ ca, serverCert, serverKey, clientCert, clientKey, otherCA string }
 
@@ -676,7 +736,7 @@ func TestHardeningConfig(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	must(t, os.WriteFile(empty, []byte("# none\n"), 0o600))
 	spaced := filepath.Join(dir, "spaced")
-	must(t, os.WriteFile(spaced, []byte("two words\n"), 0o600))
+	must(t, os.WriteFile(spaced, []byte("tok bad/model\n"), 0o600))
 	for _, c := range []struct {
 		flag string
 		mut  func(*Config)
