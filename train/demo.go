@@ -37,6 +37,9 @@ type DemoOptions struct {
 	// CaptionDir, if set, loads a trained captioner from this folder
 	// instead of training one (to redo the later stages).
 	CaptionDir string
+	// VQADir, if set, continues training this VQA model instead of
+	// starting one from the captioner.
+	VQADir string
 	// Only, if set, trains only "caption", "vqa" or "retrieval".
 	Only string
 	// SaveEvery, if > 0, saves the captioner every SaveEvery steps (so a
@@ -144,12 +147,22 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 
 func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, scene func(stage, step, i int) *demo.Scene, res *DemoResult, start time.Time) error {
 
-	vqa, err := NewModel(ArchVQA, cfg, files, o.Seed+1)
-	if err != nil {
-		return err
+	var vqa *Model
+	var err error
+	if o.VQADir != "" { // continue training a VQA model
+		if vqa, err = Load(o.VQADir); err != nil {
+			return err
+		}
+		if vqa.Arch != ArchVQA {
+			return fmt.Errorf("train: %s holds a %s, not a %s", o.VQADir, vqa.Arch, ArchVQA)
+		}
+	} else {
+		if vqa, err = NewModel(ArchVQA, cfg, files, o.Seed+1); err != nil {
+			return err
+		}
+		copyParams(vqa, capm, "vision_model.")
+		copyParams(vqa, capm, "text_decoder.")
 	}
-	copyParams(vqa, capm, "vision_model.")
-	copyParams(vqa, capm, "text_decoder.")
 	vqa.FreezeVision(o.FreezeVisionAfterCaption)
 	if o.VQASteps > 0 {
 		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(m *Model, step, i int) float64 {
@@ -263,5 +276,5 @@ func (o DemoOptions) aux(s *demo.Scene, cfg Config) *Aux {
 		return nil
 	}
 	shape, size := s.PatchLabels(cfg.Vision.PatchSize)
-	return &Aux{Shape: shape, Size: size, Weight: o.AuxWeight}
+	return &Aux{Shape: shape, Size: size, Layout: int(s.Layout), Weight: o.AuxWeight}
 }

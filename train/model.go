@@ -44,6 +44,7 @@ type Model struct {
 	visionProj, textProj *lin
 	itmHead              *lin
 	auxHead              *lin // transient per-patch shape/size head (aux loss)
+	auxLayout            *lin // transient CLS layout head (aux loss)
 
 	Tok  tokenizer.Tokenizer
 	Proc *vision.Processor
@@ -90,6 +91,8 @@ func NewModel(arch string, cfg Config, files map[string][]byte, seed uint64) (*M
 	}
 	m.auxHead = newLin(m.Params, r, "aux.patch_head", auxShapes+auxSizes, cfg.Vision.Hidden)
 	m.auxHead.W.Transient, m.auxHead.B.Transient = true, true
+	m.auxLayout = newLin(m.Params, r, "aux.layout_head", auxLayouts, cfg.Vision.Hidden)
+	m.auxLayout.W.Transient, m.auxLayout.B.Transient = true, true
 	if m.Tok, err = tokenizer.LoadFiles(files); err != nil {
 		return nil, fmt.Errorf("train: tokenizer: %w", err)
 	}
@@ -231,10 +234,12 @@ func (m *Model) lmLoss(ids []int, enc []float32, encLen int, weight float32, smo
 // 0 = background, else 1 + class index.
 type Aux struct {
 	Shape, Size []int
-	Weight      float32
+	// Layout is the scene's layout class (predicted from the CLS state).
+	Layout int
+	Weight float32
 }
 
-const auxShapes, auxSizes = 5, 3
+const auxShapes, auxSizes, auxLayouts = 5, 3, 4
 
 // auxLoss adds the auxiliary per-patch classification loss of image states
 // img (T×D, CLS first) to dimg and returns it.
@@ -265,7 +270,14 @@ func (m *Model) auxLoss(img, dimg []float32, aux *Aux, weight float32) float64 {
 		copy(dl[i*k+auxShapes:(i+1)*k], dSize[i*auxSizes:(i+1)*auxSizes])
 	}
 	addInto(dimg[d:], m.auxHead.backward(dl, patches, n, true))
-	return float64(aux.Weight) * (l1 + l2)
+	var l3 float64
+	if aux.Layout >= 0 && aux.Layout < auxLayouts {
+		ll := m.auxLayout.forward(img[:d], 1)
+		dll := make([]float32, auxLayouts)
+		l3, _ = kernels.CrossEntropy(ll, 1, auxLayouts, []int{aux.Layout}, -100, 0, dll, w)
+		addInto(dimg[:d], m.auxLayout.backward(dll, img[:d], 1, true))
+	}
+	return float64(aux.Weight) * (l1 + l2 + l3)
 }
 
 // CaptionLoss accumulates the gradient of weight × the captioning loss of
