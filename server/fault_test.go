@@ -122,7 +122,9 @@ func TestFaultClientDisconnect(t *testing.T) {
 // DEADLINE_EXCEEDED, the real model stops within a step, and the CPU goes
 // idle.
 func TestFaultDeadline(t *testing.T) {
-	const step = 15 * time.Millisecond
+	// 40 steps of 50 ms (2 s of decoding) against a 1 s deadline: the
+	// deadline falls during decoding even on a loaded machine under -race.
+	const step = 50 * time.Millisecond
 	slow := newSlowCaptioner(t, step)
 	h := start(t, nil)
 	must(t, h.srv.AddModel("slow", slow))
@@ -133,7 +135,7 @@ func TestFaultDeadline(t *testing.T) {
 	}
 	<-slow.returned
 	slow.tokens.Store(0)
-	ctx, cancel := context.WithTimeout(testCtx(t), 250*time.Millisecond)
+	ctx, cancel := context.WithTimeout(testCtx(t), time.Second)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	_, err := h.cli.Caption(ctx, &pb.CaptionRequest{Model: "slow", Image: imgData(catImage(t)),
@@ -141,21 +143,22 @@ func TestFaultDeadline(t *testing.T) {
 	wantCode(t, err, codes.DeadlineExceeded, "")
 	select {
 	case <-slow.returned:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("the model was still decoding 5 s after the deadline (or never started: %d tokens)", slow.tokens.Load())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the model was still decoding 30 s after the deadline (or never started: %d tokens)", slow.tokens.Load())
 	}
 	if slow.tokens.Load() == 0 {
 		t.Fatal("the deadline passed before decoding started; the test proves nothing")
 	}
-	if late := time.Unix(0, slow.returnedAt.Load()).Sub(deadline); late > 4*step+50*time.Millisecond {
-		t.Errorf("the model returned %v after the deadline, want within about one step (%v)", late, step)
-	}
+	// How long after the deadline the model returned is logged, not asserted
+	// (wall time on a shared machine is noise); the token count below is the
+	// deterministic proof that decoding stopped at the next step.
+	t.Logf("the model returned %v after the deadline (one step is %v)", time.Unix(0, slow.returnedAt.Load()).Sub(deadline), step)
 	if n := slow.afterDone.Load(); n > 1 {
 		t.Errorf("%d tokens decoded after the deadline, want at most 1", n)
 	}
 	c0 := cpuTime()
 	time.Sleep(300 * time.Millisecond)
-	if used := cpuTime() - c0; used > 100*time.Millisecond {
+	if used := cpuTime() - c0; used > 200*time.Millisecond {
 		t.Errorf("the process used %v of CPU in the 300 ms after the deadline; the work was not freed", used)
 	}
 }
