@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ func benchServe(e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	maxBatch := fs.Int("max-batch", 64, "requests decoding together (the server's --max-batch)")
 	kvBytes := fs.Int64("kv-cache-bytes", 1<<30, "KV-cache budget of the model in bytes (the server's --kv-cache-bytes)")
+	gcPercent := fs.Int("gc-percent", 25, "Go GC target percentage while benchmarking, unless GOGC is set (the weights are a large pointer-free heap: the default 100 lets garbage grow to their size)")
 	pos, err := parse(fs, args, "")
 	if err != nil {
 		return err
@@ -117,6 +119,9 @@ func benchServe(e *env, args []string) error {
 	cfg.ImageCacheBytes = 0 // every request encodes its image
 	cfg.MaxQueue = 1024
 	cfg.MaxBatch, cfg.KVCacheBytes = *maxBatch, *kvBytes
+	if _, set := os.LookupEnv("GOGC"); !set && *gcPercent > 0 {
+		defer debug.SetGCPercent(debug.SetGCPercent(*gcPercent))
+	}
 	cfg.MaxNewTokens = max(cfg.MaxNewTokens, *tokens)
 	srv, err := server.New(cfg, nil, server.WithLoader(load))
 	if err != nil {
