@@ -2,6 +2,7 @@ package blip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -156,5 +157,53 @@ func TestStopStrings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCancelLeavesBatch cancels one of several concurrent requests after
+// its third token: it stops with the context's error, leaves the batch at
+// once (the others finish unaffected), and no member stays behind.
+func TestCancelLeavesBatch(t *testing.T) {
+	m := loadE2E(t, "blip-caption").(*CaptionModel)
+	imgs := randomStates(m, 4)
+	opts := fusion.GenerateOptions{MaxNewTokens: 30, MinNewTokens: 30}
+	alone, err := m.Caption(context.Background(), imgs[1], "", opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	gens := make([]*fusion.Generation, 4)
+	var cancelledAt int
+	for i := range imgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			n := 0
+			gens[i], errs[i] = m.Caption(ctx, imgs[i], "", opts, func(fusion.Token) error {
+				if n++; i == 0 && n == 3 {
+					cancel()
+					cancelledAt = n
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	if !errors.Is(errs[0], context.Canceled) || cancelledAt != 3 {
+		t.Fatalf("cancelled request: err %v", errs[0])
+	}
+	for i := 1; i < 4; i++ {
+		if errs[i] != nil || len(gens[i].TokenIDs) != 30 {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+	}
+	if fmt.Sprint(gens[1].TokenIDs) != fmt.Sprint(alone.TokenIDs) {
+		t.Fatalf("request 1 changed by the cancellation: %v vs %v", gens[1].TokenIDs, alone.TokenIDs)
+	}
+	if live := m.batch.Live(); live != 0 {
+		t.Fatalf("%d members left in the batcher", live)
 	}
 }

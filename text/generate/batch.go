@@ -95,6 +95,13 @@ func (b *Batcher[S]) Stats() (steps, rows int64) {
 	return b.steps, b.rows
 }
 
+// Live returns the number of members (requests) currently joined.
+func (b *Batcher[S]) Live() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.live
+}
+
 func (b *Batcher[S]) signal() {
 	select {
 	case b.wake <- struct{}{}:
