@@ -309,7 +309,8 @@ type GenerationOptions struct {
 	DoSample bool `protobuf:"varint,4,opt,name=do_sample,json=doSample,proto3" json:"do_sample,omitempty"`
 	// Softmax temperature for sampling (> 0).
 	Temperature *float64 `protobuf:"fixed64,5,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
-	// Keep only the k most likely tokens when sampling (0 = off).
+	// Keep only the k most likely tokens when sampling (0 = the checkpoint's
+	// default, which is 50 when it sets none, as in Hugging Face generate()).
 	TopK int32 `protobuf:"varint,6,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
 	// Nucleus sampling: keep the smallest set of tokens whose probability
 	// reaches top_p (0 < top_p <= 1).
