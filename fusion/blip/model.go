@@ -8,6 +8,7 @@ package blip
 import (
 	"context"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/fusion/imagetower"
 	"image"
 	"os"
 	"path/filepath"
@@ -40,8 +41,8 @@ type base struct {
 	cfg    Config
 	ck     *checkpoint.Checkpoint
 	vision *vit.Encoder
+	tower  *imagetower.Tower   // image processor + vision tower (no processor until SetImageProcessor for NewCaption & co.)
 	tok    tokenizer.Tokenizer // the folder's tokenizer (nil for NewCaption & co. until SetTokenizer)
-	proc   *vision.Processor   // the folder's image processor (nil until SetImageProcessor)
 }
 
 // loadBase opens dir's config.json, weights, tokenizer files and
@@ -68,15 +69,14 @@ func loadBase(dir, arch string) (*base, error) {
 		ck.Close()
 		return nil, fmt.Errorf("blip: %w", err)
 	}
-	if b.proc, err = vision.LoadProcessor(dir); err != nil {
+	proc, err := vision.LoadProcessor(dir)
+	if err != nil {
 		ck.Close()
 		return nil, fmt.Errorf("blip: %w", err)
 	}
-	// A fixed output size must match the vision tower (a size that depends
-	// on the image is checked per image in EncodeImages).
-	if h, w := b.proc.OutputSize(); (h != 0 || w != 0) && (h != cfg.Vision.ImageSize || w != cfg.Vision.ImageSize) {
+	if err := b.SetImageProcessor(proc); err != nil {
 		ck.Close()
-		return nil, fmt.Errorf("blip: preprocessor_config.json makes %d×%d images, vision_config.image_size is %d", h, w, cfg.Vision.ImageSize)
+		return nil, err
 	}
 	return b, nil
 }
@@ -87,7 +87,11 @@ func newBase(ck *checkpoint.Checkpoint, cfg Config, arch string) (*base, error) 
 	if err != nil {
 		return nil, fmt.Errorf("blip: %w", err)
 	}
-	return &base{arch: arch, cfg: cfg, ck: ck, vision: enc}, nil
+	tower, err := imagetower.New("blip", enc, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &base{arch: arch, cfg: cfg, ck: ck, vision: enc, tower: tower}, nil
 }
 
 // Config returns the parsed config.json.
@@ -97,8 +101,9 @@ func (b *base) Config() Config { return b.cfg }
 // NewVQA or NewRetrieval have none).
 func (b *base) SetTokenizer(t tokenizer.Tokenizer) { b.tok = t }
 
-// SetImageProcessor replaces the image processor.
-func (b *base) SetImageProcessor(p *vision.Processor) { b.proc = p }
+// SetImageProcessor replaces the image processor; it must make the images
+// the vision tower takes.
+func (b *base) SetImageProcessor(p *vision.Processor) error { return b.tower.SetProcessor(p) }
 
 func (b *base) info(tasks ...fusion.Task) fusion.Info {
 	return fusion.Info{
@@ -112,56 +117,17 @@ func (b *base) info(tasks ...fusion.Task) fusion.Info {
 // S = vision image_size) and returns one ImageState per image
 // (last_hidden_state after post_layernorm).
 func (b *base) EncodePixels(ctx context.Context, pixels []float32, batch int) ([]*fusion.ImageState, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	h, err := b.vision.Forward(pixels, batch)
-	if err != nil {
-		return nil, fmt.Errorf("blip: vision encoder: %w", err)
-	}
-	t, d := b.vision.Tokens(), b.vision.Dim()
-	out := make([]*fusion.ImageState, batch)
-	for i := range out {
-		out[i] = &fusion.ImageState{Tokens: t, Dim: d, Hidden: h[i*t*d : (i+1)*t*d : (i+1)*t*d]}
-	}
-	return out, nil
+	return b.tower.EncodePixels(ctx, pixels, batch)
 }
 
 // EncodeImage implements fusion.Model.
 func (b *base) EncodeImage(ctx context.Context, img image.Image) (*fusion.ImageState, error) {
-	s, err := b.EncodeImages(ctx, []image.Image{img})
-	if err != nil {
-		return nil, err
-	}
-	return s[0], nil
+	return b.tower.EncodeImage(ctx, img)
 }
 
 // EncodeImages implements fusion.Model.
 func (b *base) EncodeImages(ctx context.Context, imgs []image.Image) ([]*fusion.ImageState, error) {
-	if len(imgs) == 0 {
-		return nil, nil
-	}
-	if b.proc == nil {
-		return nil, fmt.Errorf("blip: no image processor loaded (preprocessor_config.json)")
-	}
-	s := b.cfg.Vision.ImageSize
-	per := 3 * s * s
-	pixels := make([]float32, 0, len(imgs)*per)
-	for i, img := range imgs {
-		if img == nil {
-			return nil, fmt.Errorf("blip: image %d is nil", i)
-		}
-		rgb, ok := img.(*vision.RGB)
-		if !ok {
-			rgb = vision.ToRGB(img)
-		}
-		p := b.proc.Preprocess(rgb)
-		if len(p) != per {
-			return nil, fmt.Errorf("blip: image %d: the image processor made %d values, the vision model takes 3×%d×%d (check preprocessor_config.json size against vision_config.image_size)", i, len(p), s, s)
-		}
-		pixels = append(pixels, p...)
-	}
-	return b.EncodePixels(ctx, pixels, len(imgs))
+	return b.tower.EncodeImages(ctx, imgs)
 }
 
 // Tokenize implements fusion.Model.
@@ -176,16 +142,7 @@ func (b *base) Tokenize(text string) ([]int, error) {
 func (b *base) Close() error { return b.ck.Close() }
 
 // checkState validates an ImageState against the vision tower.
-func (b *base) checkState(img *fusion.ImageState) error {
-	if img == nil {
-		return fmt.Errorf("blip: nil image state")
-	}
-	if img.Tokens != b.vision.Tokens() || img.Dim != b.vision.Dim() || len(img.Hidden) != img.Tokens*img.Dim {
-		return fmt.Errorf("blip: image state is %d×%d (%d values), this model's vision tower makes %d×%d: was it encoded by another model?",
-			img.Tokens, img.Dim, len(img.Hidden), b.vision.Tokens(), b.vision.Dim())
-	}
-	return nil
-}
+func (b *base) checkState(img *fusion.ImageState) error { return b.tower.CheckState(img) }
 
 // loadText binds a text model of the checkpoint.
 func (b *base) loadText(prefix string, withHead bool) (*bert.Model, error) {

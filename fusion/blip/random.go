@@ -58,7 +58,9 @@ func NewRandomCaption(configJSON []byte, seed uint64) (*CaptionModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blip: image processor: %w", err)
 	}
-	m.SetImageProcessor(proc)
+	if err := m.SetImageProcessor(proc); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/fusion/imagetower"
 	"image"
 	"math"
 	"os"
@@ -52,7 +53,7 @@ type Model struct {
 	textProj   *kernels.Linear   // (P, Dt)
 	logitScale float32           // log of the inverse temperature
 	tok        textEncoder       // nil when built with New
-	images     imagePreprocessor // nil when built with New
+	tower      *imagetower.Tower // image processor (none when built with New) + vision tower
 }
 
 // Load opens a CLIP checkpoint folder: config.json, model.safetensors (or
@@ -90,6 +91,9 @@ func New(ck *checkpoint.Checkpoint, cfg Config) (*Model, error) {
 	var err error
 	if m.vision, err = vit.Load(ck, prefixVision, cfg.Vision); err != nil {
 		return nil, fmt.Errorf("clip: vision model: %w", err)
+	}
+	if m.tower, err = imagetower.New("clip", m.vision, nil); err != nil {
+		return nil, err
 	}
 	if m.text, err = cliptext.Load(ck, prefixText, cfg.Text); err != nil {
 		return nil, fmt.Errorf("clip: text model: %w", err)
@@ -153,70 +157,21 @@ func (m *Model) Info() fusion.Info {
 // EncodePixels runs the vision tower on batch preprocessed images
 // (pixel_values, batch×C×H×W) and returns each image's last_hidden_state.
 func (m *Model) EncodePixels(ctx context.Context, pixels []float32, batch int) ([]*fusion.ImageState, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	h, err := m.vision.Forward(pixels, batch)
-	if err != nil {
-		return nil, fmt.Errorf("clip: %w", err)
-	}
-	t, d := m.vision.Tokens(), m.vision.Dim()
-	out := make([]*fusion.ImageState, batch)
-	for b := range out {
-		out[b] = &fusion.ImageState{Tokens: t, Dim: d, Hidden: h[b*t*d : (b+1)*t*d : (b+1)*t*d]}
-	}
-	return out, nil
+	return m.tower.EncodePixels(ctx, pixels, batch)
 }
 
 // EncodeImage preprocesses img as the checkpoint's CLIPImageProcessor does
 // and runs the vision tower.
 func (m *Model) EncodeImage(ctx context.Context, img image.Image) (*fusion.ImageState, error) {
-	s, err := m.EncodeImages(ctx, []image.Image{img})
-	if err != nil {
-		return nil, err
-	}
-	return s[0], nil
+	return m.tower.EncodeImage(ctx, img)
 }
 
 // EncodeImages encodes several images as one batch.
 func (m *Model) EncodeImages(ctx context.Context, imgs []image.Image) ([]*fusion.ImageState, error) {
-	if len(imgs) == 0 {
-		return nil, nil
-	}
-	if m.images == nil {
-		return nil, errors.New("clip: no image processor (the model was built with New, not Load)")
-	}
-	v := m.cfg.Vision
-	per := v.NumChannels * v.ImageSize * v.ImageSize
-	pixels := make([]float32, 0, len(imgs)*per)
-	for i, img := range imgs {
-		if img == nil {
-			return nil, fmt.Errorf("clip: image %d is nil", i)
-		}
-		p, err := m.images.pixels(img)
-		if err != nil {
-			return nil, fmt.Errorf("clip: image %d: %w", i, err)
-		}
-		if len(p) != per {
-			return nil, fmt.Errorf("clip: image %d: the image processor made %d values, the vision tower takes %d×%d×%d = %d (preprocessor_config.json crop_size and config.json vision_config image_size disagree)",
-				i, len(p), v.NumChannels, v.ImageSize, v.ImageSize, per)
-		}
-		pixels = append(pixels, p...)
-	}
-	return m.EncodePixels(ctx, pixels, len(imgs))
+	return m.tower.EncodeImages(ctx, imgs)
 }
 
-func (m *Model) checkState(img *fusion.ImageState) error {
-	if img == nil {
-		return errors.New("clip: nil image state")
-	}
-	t, d := m.vision.Tokens(), m.vision.Dim()
-	if img.Tokens != t || img.Dim != d || len(img.Hidden) != t*d {
-		return fmt.Errorf("clip: image state is %d×%d (%d values), this model's vision tower makes %d×%d: was it encoded by another model?",
-			img.Tokens, img.Dim, len(img.Hidden), t, d)
-	}
-	return nil
-}
+func (m *Model) checkState(img *fusion.ImageState) error { return m.tower.CheckState(img) }
 
 // ImageFeatures returns get_image_features for each state:
 // visual_projection(post_layernorm(CLS)), unnormalised (n×ProjectionDim).

@@ -16,6 +16,7 @@ package vitgpt2
 import (
 	"context"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/fusion/imagetower"
 	"image"
 	"os"
 	"path/filepath"
@@ -48,9 +49,9 @@ type Model struct {
 	gen      Generation
 	enc      *vit.Encoder
 	dec      *gpt2.Model
-	encToDec *kernels.Linear // (n_embd, encoder D) or nil when the widths match
-	text     textCodec       // tokenizer; nil when built from weights only
-	images   imagePreprocessor
+	encToDec *kernels.Linear                 // (n_embd, encoder D) or nil when the widths match
+	text     textCodec                       // tokenizer; nil when built from weights only
+	tower    *imagetower.Tower               // image processor (none when built with New) + encoder
 	batch    *generate.Batcher[gpt2.RowStep] // batches concurrent requests' decoding steps
 }
 
@@ -95,6 +96,9 @@ func New(ck *checkpoint.Checkpoint, cfg Config, gen Generation) (*Model, error) 
 	var err error
 	if m.enc, err = vit.Load(ck, prefixEncoder, cfg.Encoder); err != nil {
 		return nil, fmt.Errorf("vitgpt2: encoder: %w", err)
+	}
+	if m.tower, err = imagetower.New("vitgpt2", m.enc, nil); err != nil {
+		return nil, err
 	}
 	if m.dec, err = gpt2.Load(ck, prefixDecoder, cfg.Decoder); err != nil {
 		return nil, fmt.Errorf("vitgpt2: decoder: %w", err)
@@ -144,73 +148,31 @@ func (m *Model) Info() fusion.Info {
 	}
 }
 
-// EncodePixels runs the ViT on batch preprocessed images (batch×C×H×W,
-// what the image processor returns as pixel_values) and returns one state
-// per image: HF's encoder_last_hidden_state.
+// EncodePixels runs the ViT on batch preprocessed images (batch×C×H×W)
+// and returns each image's last_hidden_state, as HF's encoder returns it
+// (enc_to_dec_proj is applied per request, in cross).
 func (m *Model) EncodePixels(ctx context.Context, pixels []float32, batch int) ([]*fusion.ImageState, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	h, err := m.enc.Forward(pixels, batch)
-	if err != nil {
-		return nil, fmt.Errorf("vitgpt2: %w", err)
-	}
-	t, d := m.enc.Tokens(), m.enc.Dim()
-	out := make([]*fusion.ImageState, batch)
-	for b := range out {
-		out[b] = &fusion.ImageState{Tokens: t, Dim: d, Hidden: h[b*t*d : (b+1)*t*d : (b+1)*t*d]}
-	}
-	return out, nil
+	return m.tower.EncodePixels(ctx, pixels, batch)
 }
 
 // EncodeImage preprocesses img as the checkpoint's ViTImageProcessor does
 // and runs the encoder.
 func (m *Model) EncodeImage(ctx context.Context, img image.Image) (*fusion.ImageState, error) {
-	s, err := m.EncodeImages(ctx, []image.Image{img})
-	if err != nil {
-		return nil, err
-	}
-	return s[0], nil
+	return m.tower.EncodeImage(ctx, img)
 }
 
 // EncodeImages encodes several images as one batch.
 func (m *Model) EncodeImages(ctx context.Context, imgs []image.Image) ([]*fusion.ImageState, error) {
-	if len(imgs) == 0 {
-		return nil, nil
-	}
-	if m.images == nil {
-		return nil, fmt.Errorf("vitgpt2: no image processor (the model was built with New, not Load)")
-	}
-	per := m.cfg.Encoder.NumChannels * m.cfg.Encoder.ImageSize * m.cfg.Encoder.ImageSize
-	pixels := make([]float32, 0, len(imgs)*per)
-	for i, img := range imgs {
-		if img == nil {
-			return nil, fmt.Errorf("vitgpt2: image %d is nil", i)
-		}
-		p, err := m.images.pixels(img)
-		if err != nil {
-			return nil, fmt.Errorf("vitgpt2: image %d: %w", i, err)
-		}
-		if len(p) != per {
-			return nil, fmt.Errorf("vitgpt2: image %d: the image processor made %d values, the encoder takes %d×%d×%d = %d (preprocessor_config.json size and config.json encoder image_size disagree)",
-				i, len(p), m.cfg.Encoder.NumChannels, m.cfg.Encoder.ImageSize, m.cfg.Encoder.ImageSize, per)
-		}
-		pixels = append(pixels, p...)
-	}
-	return m.EncodePixels(ctx, pixels, len(imgs))
+	return m.tower.EncodeImages(ctx, imgs)
 }
 
 // cross projects an image state for the decoder (enc_to_dec_proj, when
 // present) and computes its cross-attention keys and values.
 func (m *Model) cross(img *fusion.ImageState) (*gpt2.Cross, error) {
-	if img == nil {
-		return nil, fmt.Errorf("vitgpt2: nil image state")
+	if err := m.tower.CheckState(img); err != nil {
+		return nil, err
 	}
-	t, d := m.enc.Tokens(), m.enc.Dim()
-	if img.Tokens != t || img.Dim != d || len(img.Hidden) != t*d {
-		return nil, fmt.Errorf("vitgpt2: image state is %d×%d (%d values), this model's encoder makes %d×%d: was it encoded by another model?",
-			img.Tokens, img.Dim, len(img.Hidden), t, d)
-	}
+	t := img.Tokens
 	enc := img.Hidden
 	if m.encToDec != nil {
 		proj := make([]float32, t*m.cfg.Decoder.NEmbd)

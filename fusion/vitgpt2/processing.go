@@ -1,7 +1,5 @@
 package vitgpt2
 
-import "image"
-
 // textCodec is what captioning needs from the checkpoint's GPT-2 tokenizer.
 type textCodec interface {
 	// encode tokenizes a caption prefix without special tokens.
@@ -13,12 +11,6 @@ type textCodec interface {
 	// stream starts an incremental detokenizer of generated ids (special
 	// tokens skipped).
 	stream() detokenizer
-}
-
-// imagePreprocessor turns a decoded image into the encoder's pixel_values
-// (C×H×W float32) as the checkpoint's image processor does.
-type imagePreprocessor interface {
-	pixels(img image.Image) ([]float32, error)
 }
 
 // detokenizer decodes generated ids incrementally.

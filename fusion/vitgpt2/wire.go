@@ -2,7 +2,6 @@ package vitgpt2
 
 import (
 	"fmt"
-	"image"
 
 	"github.com/glimpse-vlm/glimpse/text/tokenizer"
 	"github.com/glimpse-vlm/glimpse/vision"
@@ -15,34 +14,15 @@ func (m *Model) loadProcessing(dir string) error {
 	if err != nil {
 		return fmt.Errorf("vitgpt2: %w", err)
 	}
-	if h, w := p.OutputSize(); h != 0 && (h != m.cfg.Encoder.ImageSize || w != m.cfg.Encoder.ImageSize) {
-		return fmt.Errorf("vitgpt2: preprocessor_config.json makes %d×%d images, the encoder (config.json encoder image_size) takes %d×%d",
-			h, w, m.cfg.Encoder.ImageSize, m.cfg.Encoder.ImageSize)
-	}
-	if m.cfg.Encoder.NumChannels != 3 {
-		return fmt.Errorf("vitgpt2: the encoder takes %d channels; image processors make RGB (3)", m.cfg.Encoder.NumChannels)
-	}
 	tok, err := tokenizer.Load(dir)
 	if err != nil {
 		return fmt.Errorf("vitgpt2: %w", err)
 	}
-	m.images = processor{p}
+	if err := m.tower.SetProcessor(p); err != nil {
+		return err
+	}
 	m.text = gpt2Text{tok}
 	return nil
-}
-
-// processor adapts vision.Processor.
-type processor struct{ p *vision.Processor }
-
-func (p processor) pixels(img image.Image) ([]float32, error) {
-	rgb, ok := img.(*vision.RGB)
-	if !ok {
-		rgb = vision.ToRGB(img)
-	}
-	if rgb.W <= 0 || rgb.H <= 0 {
-		return nil, fmt.Errorf("empty image (%d×%d)", rgb.W, rgb.H)
-	}
-	return p.p.Preprocess(rgb), nil
 }
 
 // gpt2Text adapts the checkpoint's tokenizer.
