@@ -23,6 +23,7 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&d.LogEvery, "log-every", d.LogEvery, "log the loss every N steps")
 	fs.StringVar(&d.CaptionDir, "caption", "", "use this trained captioner folder instead of training one (with --only caption: continue training it)")
 	fs.StringVar(&d.VQADir, "vqa", "", "continue training this VQA model folder")
+	fs.StringVar(&d.RetrievalDir, "retrieval", "", "continue training this retrieval model folder")
 	fs.IntVar(&d.SaveEvery, "save-every", 0, "save the captioner every N steps")
 	fs.StringVar(&d.Only, "only", "", "train only this stage: caption, vqa or retrieval")
 	fs.IntVar(&d.Workers, "workers", d.Workers, "goroutines per step (results depend on this number)")

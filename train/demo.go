@@ -40,6 +40,8 @@ type DemoOptions struct {
 	// VQADir, if set, continues training this VQA model instead of
 	// starting one from the captioner.
 	VQADir string
+	// RetrievalDir, if set, continues training this retrieval model.
+	RetrievalDir string
 	// Only, if set, trains only "caption", "vqa" or "retrieval".
 	Only string
 	// SaveEvery, if > 0, saves the captioner every SaveEvery steps (so a
@@ -55,10 +57,11 @@ type DemoOptions struct {
 	Workers int
 }
 
-// DefaultDemoOptions are the settings that produce the shipped models.
+// DefaultDemoOptions are the settings of `glimpse train demo`: one run
+// that trains models of the shipped models' quality (see demo/README.md).
 func DefaultDemoOptions(out string) DemoOptions {
-	return DemoOptions{Out: out, Seed: 1, CaptionSteps: 3000, VQASteps: 3000, RetrievalSteps: 1500, Batch: 16, LR: 2e-3,
-		Half: true, LogEvery: 50, Negatives: 3, Workers: 2, AuxWeight: 0.5}
+	return DemoOptions{Out: out, Seed: 1, CaptionSteps: 12000, VQASteps: 7000, RetrievalSteps: 2500, Batch: 16, LR: 1.5e-3,
+		Half: true, LogEvery: 100, Negatives: 3, Workers: 2, AuxWeight: 0.5}
 }
 
 // StepLog is one logged training step.
@@ -182,11 +185,21 @@ func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, s
 }
 
 func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, scene func(stage, step, i int) *demo.Scene, res *DemoResult, start time.Time) error {
-	ret, err := NewModel(ArchRetrieval, cfg, files, o.Seed+2)
-	if err != nil {
-		return err
+	var ret *Model
+	var err error
+	if o.RetrievalDir != "" { // continue training a retrieval model
+		if ret, err = Load(o.RetrievalDir); err != nil {
+			return err
+		}
+		if ret.Arch != ArchRetrieval {
+			return fmt.Errorf("train: %s holds a %s, not a %s", o.RetrievalDir, ret.Arch, ArchRetrieval)
+		}
+	} else {
+		if ret, err = NewModel(ArchRetrieval, cfg, files, o.Seed+2); err != nil {
+			return err
+		}
+		copyParams(ret, capm, "vision_model.")
 	}
-	copyParams(ret, capm, "vision_model.")
 	ret.FreezeVision(o.FreezeVisionAfterCaption)
 	if o.RetrievalSteps > 0 {
 		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(m *Model, step, i int) float64 {
