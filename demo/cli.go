@@ -11,12 +11,13 @@ import (
 
 	"github.com/glimpse-vlm/glimpse/fusion"
 	_ "github.com/glimpse-vlm/glimpse/fusion/blip" // registers the BLIP architectures
+	"github.com/glimpse-vlm/glimpse/models"
 )
 
-// DefaultModelsDir, if not nil, returns the folder of the shipped demo
-// models (with caption/, vqa/ and retrieval/), used by RunEval without
-// --models.
-var DefaultModelsDir func() (string, error)
+// DefaultModelsDir returns the folder of the shipped demo models (with
+// caption/, vqa/ and retrieval/), used by RunEval without --models: by
+// default package models' embedded files, extracted to the user cache.
+var DefaultModelsDir = func() (string, error) { return models.ExtractDemo("") }
 
 // RunScene is the `glimpse demo scene` command: --seed S --out FILE.png
 // writes one scene and prints its caption and question–answer pairs.
