@@ -28,14 +28,16 @@ func TestModelGradients(t *testing.T) {
 		}
 		px := m.Pixels(s.Render())
 		negs := s.Negatives(2, 3)
+		shape, size := s.PatchLabels(cfg.Vision.PatchSize)
+		aux := &Aux{Shape: shape, Size: size, Layout: int(s.Layout), Weight: 0.5} // auxiliary heads included
 		loss := func() float64 {
 			switch arch {
 			case ArchCaption:
-				return m.CaptionLoss(px, s.Caption(), 1)
+				return m.CaptionLossAux(px, s.Caption(), aux, 1)
 			case ArchVQA:
-				return m.VQALoss(px, "what color is the "+s.Objects[0].Shape+"?", s.Objects[0].Color, 1)
+				return m.VQALossAux(px, "what color is the "+s.Objects[0].Shape+"?", s.Objects[0].Color, aux, 1)
 			}
-			return m.RetrievalLoss(px, s.Caption(), negs, 1, 0.5)
+			return m.RetrievalLossAux(px, s.Caption(), negs, aux, 1, 0.5)
 		}
 		m.Params.ZeroGrad()
 		loss()
