@@ -62,6 +62,24 @@ lists the flags.
 		}
 		return usagef("unknown train command %q: want demo", args[0])
 	}})
+	register(&verb{name: "finetune", summary: "fine-tune a BLIP checkpoint on a JSONL file of image + caption or question/answer records", usage: `Usage: glimpse finetune --base DIR --data FILE.jsonl --out DIR [--steps N] [--batch N] [--lr X] [--freeze-vision] [--f16]
+
+Fine-tunes a BLIP checkpoint folder (captioning or VQA; the demo models or a
+real one, memory permitting: about 16 bytes per parameter) on JSONL records,
+one a line, image paths relative to the JSONL file:
+  {"image": "a.png", "caption": "a small red circle"}
+  {"image": "b.png", "question": "what color is the circle?", "answer": "red"}
+and writes a new Hugging Face checkpoint folder. "glimpse finetune -h" lists
+the flags.
+
+Example:
+  glimpse finetune --base ~/.cache/glimpse/demo/*/caption --data mine.jsonl --out my-captioner
+`, run: func(e *env, args []string) error {
+		if len(args) == 1 && (args[0] == "--help" || args[0] == "-help") {
+			return errHelp()
+		}
+		return code(train.RunFinetune(args, e.stdout, e.stderr))
+	}})
 }
 
 // code turns a sub-command's exit code into run's error convention (the

@@ -94,6 +94,9 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{[]string{"caption", "--model", dir, "main.go"}, exitFailed, "", "image"},
 		{[]string{"caption", img, "--model", dir, "--max-new-tokens", "3"}, exitOK, "space space space", ""},
 		{[]string{"tokenize", "--model", dir, "--json", "a", "photograph"}, exitOK, `"ids":[`, ""},
+		{[]string{"finetune", "--help"}, exitOK, "JSONL", ""},
+		{[]string{"finetune", "--base", dir}, exitUsage, "", "usage: glimpse finetune"},
+		{[]string{"finetune", "--base", "./missing-folder", "--data", "none.jsonl", "--out", t.TempDir()}, exitFailed, "", "missing-folder"},
 	}
 	for _, tc := range tests {
 		out, errOut, code := runArgs(t, nil, tc.args...)

@@ -2,10 +2,13 @@
 // no model is configured, and extracts them to a cache folder so that
 // fusion.Load can read them like any Hugging Face checkpoint folder.
 //
-// Until trained demo models ship, these are the tiny seeded-random e2e
-// checkpoints of testdata/golden/e2e (model, tokenizer and processor files
-// only): they exercise every task end to end but their outputs are not
-// meaningful captions.
+// The BLIP models (blip-caption, the default; blip-vqa; blip-itm) are
+// Glimpse's own demo models, trained in Go on the synthetic shapes world of
+// package demo and shipped by package models: they caption, answer and
+// match scenes of that world correctly (see demo/README.md). vit-gpt2 and
+// clip are the tiny seeded-random e2e checkpoints of testdata/golden/e2e
+// (model, tokenizer and processor files only): they exercise those
+// families end to end, but their outputs are not meaningful.
 package defaultmodels
 
 import (
@@ -13,14 +16,19 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/models"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 )
 
-//go:embed blip-caption blip-vqa blip-itm vit-gpt2 clip
+//go:embed vit-gpt2 clip
 var files embed.FS
+
+// demoFolders maps the built-in BLIP model names to the folders of the
+// trained demo models (package models).
+var demoFolders = map[string]string{"blip-caption": "caption", "blip-vqa": "vqa", "blip-itm": "retrieval"}
 
 // Names lists the built-in models in serving order; the first is the
 // default model.
@@ -35,7 +43,8 @@ type Model struct {
 	Dir  string
 }
 
-// FS returns the embedded files (one folder per model).
+// FS returns the embedded tiny checkpoints (one folder per model; the
+// demo BLIP models are in package models).
 func FS() fs.FS { return files }
 
 // Hash is a short content hash of every embedded file (names and bytes),
@@ -108,9 +117,17 @@ func Extract(root string) ([]Model, error) {
 			}
 		}
 	}
+	demoDir, err := models.ExtractDemo(filepath.Join(root, "demo"))
+	if err != nil {
+		return nil, fmt.Errorf("default models: %w", err)
+	}
 	out := make([]Model, len(Names))
 	for i, n := range Names {
-		out[i] = Model{Name: n, Dir: filepath.Join(dst, n)}
+		if d, ok := demoFolders[n]; ok {
+			out[i] = Model{Name: n, Dir: filepath.Join(demoDir, d)}
+		} else {
+			out[i] = Model{Name: n, Dir: filepath.Join(dst, n)}
+		}
 	}
 	return out, nil
 }
