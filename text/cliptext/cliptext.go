@@ -14,6 +14,7 @@ package cliptext
 import (
 	"context"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 	"math"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
@@ -71,48 +72,16 @@ func (n *layerNorm) forward(out, x []float32, rows int) {
 // Config returns the configuration the model was loaded with.
 func (m *Model) Config() Config { return m.cfg }
 
+// loader binds the encoder's weights (copies: the model does not depend on
+// the checkpoint's memory).
 type loader struct {
-	ck     *checkpoint.Checkpoint
-	prefix string
-	cfg    Config
-}
-
-func (ld *loader) tensor(name string, shape ...int) ([]float32, error) {
-	full := ld.prefix + name
-	if !ld.ck.Has(full) {
-		return nil, fmt.Errorf("cliptext: missing tensor %q (expected shape %v; is the prefix %q right?)", full, shape, ld.prefix)
-	}
-	w, err := ld.ck.Float32(full, shape...)
-	if err != nil {
-		return nil, fmt.Errorf("cliptext (text_config hidden_size=%d, intermediate_size=%d, vocab_size=%d, max_position_embeddings=%d): %w",
-			ld.cfg.HiddenSize, ld.cfg.IntermediateSize, ld.cfg.VocabSize, ld.cfg.MaxPositions, err)
-	}
-	return append([]float32(nil), w...), nil
-}
-
-func (ld *loader) linear(name string, out, in int) (*kernels.Linear, error) {
-	w, err := ld.tensor(name+".weight", out, in)
-	if err != nil {
-		return nil, err
-	}
-	b, err := ld.tensor(name+".bias", out)
-	if err != nil {
-		return nil, err
-	}
-	return kernels.NewLinear(w, out, in, b), nil
+	*weights.Binder
+	cfg Config
 }
 
 func (ld *loader) layerNorm(name string) (layerNorm, error) {
-	d := ld.cfg.HiddenSize
-	g, err := ld.tensor(name+".weight", d)
-	if err != nil {
-		return layerNorm{}, err
-	}
-	b, err := ld.tensor(name+".bias", d)
-	if err != nil {
-		return layerNorm{}, err
-	}
-	return layerNorm{gamma: g, beta: b, eps: ld.cfg.LayerNormEps}, nil
+	g, b, err := ld.Norm(name, ld.cfg.HiddenSize)
+	return layerNorm{gamma: g, beta: b, eps: ld.cfg.LayerNormEps}, err
 }
 
 // Load binds the text encoder's weights from ck under prefix ("text_model."
@@ -124,14 +93,16 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Model, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ld := &loader{ck: ck, prefix: prefix, cfg: cfg}
+	ld := &loader{cfg: cfg, Binder: &weights.Binder{Ck: ck, Prefix: prefix, Model: "cliptext",
+		Config: fmt.Sprintf("text_config hidden_size=%d, intermediate_size=%d, vocab_size=%d, max_position_embeddings=%d",
+			cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize, cfg.MaxPositions)}}
 	d, in := cfg.HiddenSize, cfg.IntermediateSize
 	m := &Model{cfg: cfg}
 	var err error
-	if m.tokEmb, err = ld.tensor(nameTokenEmb, cfg.VocabSize, d); err != nil {
+	if m.tokEmb, err = ld.Tensor(nameTokenEmb, cfg.VocabSize, d); err != nil {
 		return nil, err
 	}
-	if m.posEmb, err = ld.tensor(namePosEmb, cfg.MaxPositions, d); err != nil {
+	if m.posEmb, err = ld.Tensor(namePosEmb, cfg.MaxPositions, d); err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.NumLayers; i++ {
@@ -140,31 +111,20 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Model, error) 
 		if l.ln1, err = ld.layerNorm(at(nameLN1)); err != nil {
 			return nil, err
 		}
-		// Stack q, k, v into one (3D, D) projection.
-		w := make([]float32, 0, 3*d*d)
-		b := make([]float32, 0, 3*d)
-		for _, name := range []string{nameQ, nameK, nameV} {
-			wi, err := ld.tensor(at(name)+".weight", d, d)
-			if err != nil {
-				return nil, err
-			}
-			bi, err := ld.tensor(at(name)+".bias", d)
-			if err != nil {
-				return nil, err
-			}
-			w, b = append(w, wi...), append(b, bi...)
+		// q, k and v as one (3D, D) projection.
+		if l.qkv, err = ld.Fused([]string{at(nameQ), at(nameK), at(nameV)}, d, d); err != nil {
+			return nil, err
 		}
-		l.qkv = kernels.NewLinear(w, 3*d, d, b)
-		if l.out, err = ld.linear(at(nameOut), d, d); err != nil {
+		if l.out, err = ld.Linear(at(nameOut), d, d, true); err != nil {
 			return nil, err
 		}
 		if l.ln2, err = ld.layerNorm(at(nameLN2)); err != nil {
 			return nil, err
 		}
-		if l.fc1, err = ld.linear(at(nameFC1), in, d); err != nil {
+		if l.fc1, err = ld.Linear(at(nameFC1), in, d, true); err != nil {
 			return nil, err
 		}
-		if l.fc2, err = ld.linear(at(nameFC2), d, in); err != nil {
+		if l.fc2, err = ld.Linear(at(nameFC2), d, in, true); err != nil {
 			return nil, err
 		}
 		m.layers = append(m.layers, l)

@@ -2,6 +2,7 @@ package gpt2
 
 import (
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 	"github.com/glimpse-vlm/glimpse/kernels"
@@ -28,51 +29,16 @@ const (
 	nameFCProj    = "transformer.h.%d.mlp.c_proj" // (I, D)
 )
 
+// loader binds the decoder's weights (copies: the model does not depend on
+// the checkpoint's memory).
 type loader struct {
-	ck     *checkpoint.Checkpoint
-	prefix string
-	cfg    Config
-}
-
-// tensor reads prefix+name with the expected shape, copying it so the model
-// does not depend on the checkpoint's memory.
-func (ld *loader) tensor(name string, shape ...int) ([]float32, error) {
-	full := ld.prefix + name
-	if !ld.ck.Has(full) {
-		return nil, fmt.Errorf("gpt2: missing tensor %q (expected shape %v; is the prefix %q right?)", full, shape, ld.prefix)
-	}
-	w, err := ld.ck.Float32(full, shape...)
-	if err != nil {
-		return nil, fmt.Errorf("gpt2 (config n_embd=%d, n_inner=%d, vocab_size=%d, n_positions=%d): %w",
-			ld.cfg.NEmbd, ld.cfg.NInner, ld.cfg.VocabSize, ld.cfg.NPositions, err)
-	}
-	return append([]float32(nil), w...), nil
-}
-
-// conv1D loads a Conv1D (weight [in, out], bias [out]) as a Linear.
-func (ld *loader) conv1D(name string, in, out int) (*kernels.Linear, error) {
-	w, err := ld.tensor(name+".weight", in, out)
-	if err != nil {
-		return nil, err
-	}
-	b, err := ld.tensor(name+".bias", out)
-	if err != nil {
-		return nil, err
-	}
-	return kernels.NewLinearInOut(w, in, out, b), nil
+	*weights.Binder
+	cfg Config
 }
 
 func (ld *loader) layerNorm(name string) (layerNorm, error) {
-	d := ld.cfg.NEmbd
-	g, err := ld.tensor(name+".weight", d)
-	if err != nil {
-		return layerNorm{}, err
-	}
-	b, err := ld.tensor(name+".bias", d)
-	if err != nil {
-		return layerNorm{}, err
-	}
-	return layerNorm{gamma: g, beta: b, eps: ld.cfg.LayerNormEps}, nil
+	g, b, err := ld.Norm(name, ld.cfg.NEmbd)
+	return layerNorm{gamma: g, beta: b, eps: ld.cfg.LayerNormEps}, err
 }
 
 // Load binds a GPT2LMHeadModel's weights from ck under prefix ("" for a
@@ -87,14 +53,15 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Model, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	ld := &loader{ck: ck, prefix: prefix, cfg: cfg}
+	ld := &loader{cfg: cfg, Binder: &weights.Binder{Ck: ck, Prefix: prefix, Model: "gpt2",
+		Config: fmt.Sprintf("config n_embd=%d, n_inner=%d, vocab_size=%d, n_positions=%d", cfg.NEmbd, cfg.NInner, cfg.VocabSize, cfg.NPositions)}}
 	d, v, in := cfg.NEmbd, cfg.VocabSize, cfg.NInner
 	m := &Model{cfg: cfg}
 	var err error
-	if m.wte, err = ld.tensor(nameWTE, v, d); err != nil {
+	if m.wte, err = ld.Tensor(nameWTE, v, d); err != nil {
 		return nil, err
 	}
-	if m.wpe, err = ld.tensor(nameWPE, cfg.NPositions, d); err != nil {
+	if m.wpe, err = ld.Tensor(nameWPE, cfg.NPositions, d); err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.NLayer; i++ {
@@ -103,33 +70,33 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Model, error) 
 		if b.ln1, err = ld.layerNorm(at(nameLn1)); err != nil {
 			return nil, err
 		}
-		if b.attn, err = ld.conv1D(at(nameAttn), d, 3*d); err != nil {
+		if b.attn, err = ld.Conv1D(at(nameAttn), d, 3*d); err != nil {
 			return nil, err
 		}
-		if b.attnProj, err = ld.conv1D(at(nameAttnProj), d, d); err != nil {
+		if b.attnProj, err = ld.Conv1D(at(nameAttnProj), d, d); err != nil {
 			return nil, err
 		}
 		if cfg.AddCrossAttention {
 			if b.lnCross, err = ld.layerNorm(at(nameLnCross)); err != nil {
 				return nil, err
 			}
-			if b.crossQ, err = ld.conv1D(at(nameCrossQ), d, d); err != nil {
+			if b.crossQ, err = ld.Conv1D(at(nameCrossQ), d, d); err != nil {
 				return nil, err
 			}
-			if b.crossKV, err = ld.conv1D(at(nameCrossKV), d, 2*d); err != nil {
+			if b.crossKV, err = ld.Conv1D(at(nameCrossKV), d, 2*d); err != nil {
 				return nil, err
 			}
-			if b.crossProj, err = ld.conv1D(at(nameCrossProj), d, d); err != nil {
+			if b.crossProj, err = ld.Conv1D(at(nameCrossProj), d, d); err != nil {
 				return nil, err
 			}
 		}
 		if b.ln2, err = ld.layerNorm(at(nameLn2)); err != nil {
 			return nil, err
 		}
-		if b.fc, err = ld.conv1D(at(nameFC), d, in); err != nil {
+		if b.fc, err = ld.Conv1D(at(nameFC), d, in); err != nil {
 			return nil, err
 		}
-		if b.fcProj, err = ld.conv1D(at(nameFCProj), in, d); err != nil {
+		if b.fcProj, err = ld.Conv1D(at(nameFCProj), in, d); err != nil {
 			return nil, err
 		}
 		b.scale = attnScale(cfg, i)
@@ -144,7 +111,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Model, error) 
 			return nil, fmt.Errorf("gpt2: missing tensor %q (expected shape [%d %d]): tie_word_embeddings is false, so the LM head is not tied to %q",
 				prefix+nameLMHead, v, d, prefix+nameWTE)
 		}
-		if head, err = ld.tensor(nameLMHead, v, d); err != nil {
+		if head, err = ld.Tensor(nameLMHead, v, d); err != nil {
 			return nil, err
 		}
 	}
