@@ -2,6 +2,8 @@ package bert
 
 import (
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
+	"github.com/glimpse-vlm/glimpse/kernels"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 )
@@ -50,14 +52,14 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 	if withHead {
 		body = prefix + names.decoderBody
 	}
-	ld := &loader{ck: ck}
+	ld := &loader{Binder: &weights.Binder{Ck: ck, Model: "bert"}}
 	h, inter, e := cfg.HiddenSize, cfg.IntermediateSize, cfg.EncoderHiddenSize
 	m := &Model{cfg: cfg}
 	var err error
-	if m.wordEmb, err = ld.tensor(body+names.wordEmb, cfg.VocabSize, h); err != nil {
+	if m.wordEmb, err = ld.View(body+names.wordEmb, cfg.VocabSize, h); err != nil {
 		return nil, err
 	}
-	if m.posEmb, err = ld.tensor(body+names.posEmb, cfg.MaxPositions, h); err != nil {
+	if m.posEmb, err = ld.View(body+names.posEmb, cfg.MaxPositions, h); err != nil {
 		return nil, err
 	}
 	if m.embNorm, err = ld.layerNorm(body+names.embNorm, h, cfg.LayerNormEps); err != nil {
@@ -66,10 +68,10 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 	for i := 0; i < cfg.NumLayers; i++ {
 		L := func(f string) string { return body + fmt.Sprintf(f, i) }
 		layer := &Layer{}
-		if layer.Self.QKV, err = ld.fused([]string{L(names.q), L(names.k), L(names.v)}, h, h); err != nil {
+		if layer.Self.QKV, err = ld.Fused([]string{L(names.q), L(names.k), L(names.v)}, h, h); err != nil {
 			return nil, err
 		}
-		if layer.Self.Out, err = ld.linear(L(names.attnOut), h, h); err != nil {
+		if layer.Self.Out, err = ld.Linear(L(names.attnOut), h, h, true); err != nil {
 			return nil, err
 		}
 		if layer.Self.Norm, err = ld.layerNorm(L(names.attnNorm), h, cfg.LayerNormEps); err != nil {
@@ -77,13 +79,13 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 		}
 		if cfg.CrossAttention {
 			x := &CrossAttention{}
-			if x.Query, err = ld.linear(L(names.cq), h, h); err != nil {
+			if x.Query, err = ld.Linear(L(names.cq), h, h, true); err != nil {
 				return nil, err
 			}
-			if x.KV, err = ld.fused([]string{L(names.ck), L(names.cv)}, h, e); err != nil {
+			if x.KV, err = ld.Fused([]string{L(names.ck), L(names.cv)}, h, e); err != nil {
 				return nil, err
 			}
-			if x.Out, err = ld.linear(L(names.crossOut), h, h); err != nil {
+			if x.Out, err = ld.Linear(L(names.crossOut), h, h, true); err != nil {
 				return nil, err
 			}
 			if x.Norm, err = ld.layerNorm(L(names.crossNorm), h, cfg.LayerNormEps); err != nil {
@@ -91,10 +93,10 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 			}
 			layer.Cross = x
 		}
-		if layer.Inter, err = ld.linear(L(names.inter), inter, h); err != nil {
+		if layer.Inter, err = ld.Linear(L(names.inter), inter, h, true); err != nil {
 			return nil, err
 		}
-		if layer.Out, err = ld.linear(L(names.out), h, inter); err != nil {
+		if layer.Out, err = ld.Linear(L(names.out), h, inter, true); err != nil {
 			return nil, err
 		}
 		if layer.Norm, err = ld.layerNorm(L(names.outNorm), h, cfg.LayerNormEps); err != nil {
@@ -104,7 +106,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 	}
 	if withHead {
 		hd := &LMHead{}
-		if hd.Transform, err = ld.linear(prefix+names.transform, h, h); err != nil {
+		if hd.Transform, err = ld.Linear(prefix+names.transform, h, h, true); err != nil {
 			return nil, err
 		}
 		if hd.Norm, err = ld.layerNorm(prefix+names.transformNorm, h, cfg.LayerNormEps); err != nil {
@@ -112,7 +114,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 		}
 		w := m.wordEmb // tied (HF tie_word_embeddings) when the file omits the decoder weight
 		if ck.Has(prefix + names.dec) {
-			if w, err = ld.tensor(prefix+names.dec, cfg.VocabSize, h); err != nil {
+			if w, err = ld.View(prefix+names.dec, cfg.VocabSize, h); err != nil {
 				return nil, err
 			}
 		}
@@ -120,11 +122,11 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 		if !ck.Has(biasName) && ck.Has(prefix+names.decoderLegacyBias) {
 			biasName = prefix + names.decoderLegacyBias
 		}
-		b, err := ld.tensor(biasName, cfg.VocabSize)
+		b, err := ld.View(biasName, cfg.VocabSize)
 		if err != nil {
 			return nil, err
 		}
-		hd.Decoder = newLinear(w, cfg.VocabSize, h, b)
+		hd.Decoder = kernels.NewLinear(w, cfg.VocabSize, h, b)
 		m.head = hd
 	}
 	return m, nil
