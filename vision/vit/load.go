@@ -2,6 +2,7 @@ package vit
 
 import (
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 	"github.com/glimpse-vlm/glimpse/kernels"
@@ -63,61 +64,17 @@ var names = map[Variant]tensorNames{
 	},
 }
 
-// loader reads tensors under a prefix, naming the full HF tensor name in
-// errors. The Encoder must not depend on the checkpoint's mapping: what it
-// keeps is copied (tensor); matrices handed to kernels.NewLinear, which
-// packs them into its own memory, are read in place (view).
+// loader reads the encoder's tensors under a prefix. The Encoder must not
+// depend on the checkpoint's mapping: what it keeps is copied (Tensor);
+// matrices handed to kernels.NewLinear, which packs them into its own
+// memory, are read in place (View).
 type loader struct {
-	ck     *checkpoint.Checkpoint
-	prefix string
-	cfg    Config
-}
-
-func (ld *loader) tensor(name string, shape ...int) ([]float32, error) {
-	w, err := ld.view(name, shape...)
-	if err != nil {
-		return nil, err
-	}
-	return append([]float32(nil), w...), nil
-}
-
-// view returns the checkpoint's own slice (valid until it is closed).
-func (ld *loader) view(name string, shape ...int) ([]float32, error) {
-	full := ld.prefix + name
-	if !ld.ck.Has(full) {
-		return nil, fmt.Errorf("vit: %v vision weights: missing tensor %q (expected shape %v; is the prefix %q right?)",
-			ld.cfg.Variant, full, shape, ld.prefix)
-	}
-	w, err := ld.ck.Float32(full, shape...)
-	if err != nil {
-		return nil, fmt.Errorf("vit: %v vision weights (config hidden_size=%d, intermediate_size=%d, image_size=%d, patch_size=%d): %w",
-			ld.cfg.Variant, ld.cfg.HiddenSize, ld.cfg.IntermediateSize, ld.cfg.ImageSize, ld.cfg.PatchSize, err)
-	}
-	return w, nil
-}
-
-// linear loads name.weight (out, in) and, if bias, name.bias (out).
-func (ld *loader) linear(name string, out, in int, bias bool) (*kernels.Linear, error) {
-	w, err := ld.view(name+".weight", out, in)
-	if err != nil {
-		return nil, err
-	}
-	var b []float32
-	if bias {
-		if b, err = ld.tensor(name+".bias", out); err != nil {
-			return nil, err
-		}
-	}
-	return kernels.NewLinear(w, out, in, b), nil
+	*weights.Binder
+	cfg Config
 }
 
 func (ld *loader) layerNorm(name string) (*layerNorm, error) {
-	d := ld.cfg.HiddenSize
-	g, err := ld.tensor(name+".weight", d)
-	if err != nil {
-		return nil, err
-	}
-	b, err := ld.tensor(name+".bias", d)
+	g, b, err := ld.Norm(name, ld.cfg.HiddenSize)
 	if err != nil {
 		return nil, err
 	}
@@ -136,27 +93,28 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Encoder, error
 		return nil, err
 	}
 	nm := names[cfg.Variant]
-	ld := &loader{ck: ck, prefix: prefix, cfg: cfg}
+	ld := &loader{cfg: cfg, Binder: &weights.Binder{Ck: ck, Prefix: prefix, Model: fmt.Sprintf("vit: %v vision weights", cfg.Variant),
+		Config: fmt.Sprintf("config hidden_size=%d, intermediate_size=%d, image_size=%d, patch_size=%d", cfg.HiddenSize, cfg.IntermediateSize, cfg.ImageSize, cfg.PatchSize)}}
 	d, p, ch := cfg.HiddenSize, cfg.PatchSize, cfg.NumChannels
 	e := &Encoder{cfg: cfg, embed: &embeddings{}}
 	var err error
 
 	// Patch embedding: conv weight (D, C, P, P) is a (D, C·P·P) Linear.
-	pw, err := ld.view(nm.patchW, d, ch, p, p)
+	pw, err := ld.View(nm.patchW, d, ch, p, p)
 	if err != nil {
 		return nil, err
 	}
 	var pb []float32
 	if nm.patchB != "" {
-		if pb, err = ld.tensor(nm.patchB, d); err != nil {
+		if pb, err = ld.Tensor(nm.patchB, d); err != nil {
 			return nil, err
 		}
 	}
 	e.embed.patch = kernels.NewLinear(pw, d, ch*p*p, pb)
-	if e.embed.cls, err = ld.tensor(nm.cls, nm.clsShape(cfg)...); err != nil {
+	if e.embed.cls, err = ld.Tensor(nm.cls, nm.clsShape(cfg)...); err != nil {
 		return nil, err
 	}
-	if e.embed.pos, err = ld.tensor(nm.pos, nm.posShape(cfg)...); err != nil {
+	if e.embed.pos, err = ld.Tensor(nm.pos, nm.posShape(cfg)...); err != nil {
 		return nil, err
 	}
 	if nm.preNorm != "" {
@@ -177,7 +135,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Encoder, error
 	}
 
 	if nm.pooler != "" && ck.Has(prefix+nm.pooler+".weight") {
-		if e.pooler, err = ld.linear(nm.pooler, d, d, true); err != nil {
+		if e.pooler, err = ld.Linear(nm.pooler, d, d, true); err != nil {
 			return nil, err
 		}
 	}
@@ -195,7 +153,7 @@ func (ld *loader) block(nm tensorNames, i int) (*block, error) {
 		return nil, err
 	}
 	if nm.qkv != "" {
-		if l.qkv, err = ld.linear(at(nm.qkv), 3*d, d, true); err != nil {
+		if l.qkv, err = ld.Linear(at(nm.qkv), 3*d, d, true); err != nil {
 			return nil, err
 		}
 	} else {
@@ -205,13 +163,13 @@ func (ld *loader) block(nm tensorNames, i int) (*block, error) {
 		var b []float32
 		bias := c.Variant != ViT || c.QKVBias
 		for _, name := range []string{nm.q, nm.k, nm.v} {
-			wi, err := ld.view(at(name)+".weight", d, d)
+			wi, err := ld.View(at(name)+".weight", d, d)
 			if err != nil {
 				return nil, err
 			}
 			w = append(w, wi...)
 			if bias {
-				bi, err := ld.tensor(at(name)+".bias", d)
+				bi, err := ld.Tensor(at(name)+".bias", d)
 				if err != nil {
 					return nil, err
 				}
@@ -220,16 +178,16 @@ func (ld *loader) block(nm tensorNames, i int) (*block, error) {
 		}
 		l.qkv = kernels.NewLinear(w, 3*d, d, b)
 	}
-	if l.out, err = ld.linear(at(nm.attnOut), d, d, true); err != nil {
+	if l.out, err = ld.Linear(at(nm.attnOut), d, d, true); err != nil {
 		return nil, err
 	}
 	if l.norm2, err = ld.layerNorm(at(nm.norm2)); err != nil {
 		return nil, err
 	}
-	if l.fc1, err = ld.linear(at(nm.fc1), c.IntermediateSize, d, true); err != nil {
+	if l.fc1, err = ld.Linear(at(nm.fc1), c.IntermediateSize, d, true); err != nil {
 		return nil, err
 	}
-	if l.fc2, err = ld.linear(at(nm.fc2), d, c.IntermediateSize, true); err != nil {
+	if l.fc2, err = ld.Linear(at(nm.fc2), d, c.IntermediateSize, true); err != nil {
 		return nil, err
 	}
 	return &l, nil
