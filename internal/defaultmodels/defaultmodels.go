@@ -12,15 +12,12 @@
 package defaultmodels
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"github.com/glimpse-vlm/glimpse/models"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 )
 
 //go:embed vit-gpt2 clip
@@ -47,35 +44,6 @@ type Model struct {
 // demo BLIP models are in package models).
 func FS() fs.FS { return files }
 
-// Hash is a short content hash of every embedded file (names and bytes),
-// naming the extraction folder so a new binary never reuses stale files.
-func Hash() (string, error) {
-	var paths []string
-	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() {
-			paths = append(paths, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
-	}
-	sort.Strings(paths)
-	h := sha256.New()
-	for _, p := range paths {
-		b, err := files.ReadFile(p)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16], nil
-}
-
 // CacheRoot is where Extract puts the models by default:
 // os.UserCacheDir()/glimpse/default, or the temporary directory when there
 // is no user cache directory.
@@ -93,29 +61,9 @@ func Extract(root string) ([]Model, error) {
 	if root == "" {
 		root = CacheRoot()
 	}
-	h, err := Hash()
+	dst, err := models.ExtractFS(files, root)
 	if err != nil {
 		return nil, fmt.Errorf("default models: %w", err)
-	}
-	dst := filepath.Join(root, h)
-	if _, err := os.Stat(filepath.Join(dst, ".complete")); err != nil {
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			return nil, fmt.Errorf("default models: %w (set XDG_CACHE_HOME or HOME to a writable folder)", err)
-		}
-		tmp, err := os.MkdirTemp(root, h+".tmp-")
-		if err != nil {
-			return nil, fmt.Errorf("default models: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		if err := writeAll(tmp); err != nil {
-			return nil, fmt.Errorf("default models: extracting to %s: %w", tmp, err)
-		}
-		if err := os.Rename(tmp, dst); err != nil {
-			// Another process may have finished first.
-			if _, statErr := os.Stat(filepath.Join(dst, ".complete")); statErr != nil {
-				return nil, fmt.Errorf("default models: %w", err)
-			}
-		}
 	}
 	demoDir, err := models.ExtractDemo(filepath.Join(root, "demo"))
 	if err != nil {
@@ -130,25 +78,4 @@ func Extract(root string) ([]Model, error) {
 		}
 	}
 	return out, nil
-}
-
-func writeAll(dir string) error {
-	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dir, filepath.FromSlash(p))
-		if d.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		b, err := files.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, 0o644)
-	})
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
 }
