@@ -146,6 +146,7 @@ func (c *Checkpoint) mapOne(path string) (map[string]*tensor, error) {
 		return nil, fmt.Errorf("checkpoint: %s is not a regular file", path)
 	}
 	buf, release, err := mapFile(f, st.Size())
+	mapped := err == nil && mapsFiles
 	if err != nil { // e.g. a file system without mmap: read instead
 		if buf, err = os.ReadFile(path); err != nil {
 			return nil, fmt.Errorf("checkpoint: %w", err)
@@ -153,7 +154,52 @@ func (c *Checkpoint) mapOne(path string) (map[string]*tensor, error) {
 		release = func() error { return nil }
 	}
 	c.releases = append(c.releases, release)
-	return parseSafetensors(buf, path)
+	ts, err := parseSafetensors(buf, path)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ts {
+		t.mapped = mapped
+	}
+	return ts, nil
+}
+
+// Evict tells the system that the file pages of the named tensors are not
+// needed any more: a model calls it once it has packed or copied a tensor,
+// so that the mapping's pages do not stay resident (and counted in the
+// process's RSS) beside the model's own copy until Close. It is only a
+// hint and never changes a value: a slice obtained earlier stays valid and
+// reads the file's bytes again if used (the mapping is private and
+// read-only by contract; pages a caller wrote into would lose the writes).
+// Converted (F16, BF16, F64) and in-memory tensors have no pages to drop;
+// unknown names are ignored.
+func (c *Checkpoint) Evict(names ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for _, n := range names {
+		if t, ok := c.tensors[n]; ok && t.mapped {
+			dropPages(t.data)
+		}
+	}
+}
+
+// EvictAll is Evict for every tensor: call it when a model has finished
+// loading and keeps the checkpoint open only for the few tensors it uses
+// in place (their pages come back on first use).
+func (c *Checkpoint) EvictAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for _, t := range c.tensors {
+		if t.mapped {
+			dropPages(t.data)
+		}
+	}
 }
 
 // Close unmaps the files. Slices obtained from the checkpoint must not be
@@ -260,6 +306,15 @@ func (c *Checkpoint) Float32(name string, shape ...int) ([]float32, error) {
 	}
 	if t.err != nil {
 		return nil, t.err
+	}
+	if t.gen != nil { // FromFunc: a new slice every call, nothing kept
+		n := 1
+		for _, d := range t.shape {
+			n *= d
+		}
+		out := make([]float32, n)
+		t.gen(out)
+		return out, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -37,3 +37,35 @@ type MemTensor struct {
 	Shape []int     // dimensions, outermost first
 	Data  []float32 // row-major values; len = product of Shape
 }
+
+// GenTensor is one float32 tensor for FromFunc: its shape, and Fill, which
+// writes its values (product of Shape of them) into a zeroed slice. Fill
+// must be deterministic (every call gives the same values) and safe for
+// concurrent use.
+type GenTensor struct {
+	Shape []int
+	Fill  func(dst []float32)
+}
+
+// FromFunc builds an in-memory checkpoint whose float32 tensors are
+// generated on demand: every Float32 call allocates a new slice and fills
+// it, and nothing is cached, so a model built from it never holds more of
+// the source than the tensor it is packing (e.g. random weights of a real
+// model size for benchmarks). Shapes with a negative dimension and nil
+// Fill functions are errors that Float32 reports for that tensor.
+func FromFunc(tensors map[string]GenTensor) *Checkpoint {
+	c := &Checkpoint{dir: "(memory)", tensors: map[string]*tensor{}}
+	for name, g := range tensors {
+		mt := &tensor{name: name, file: "(memory)", dtype: "F32", shape: append([]int(nil), g.Shape...), gen: g.Fill}
+		for _, d := range g.Shape {
+			if d < 0 {
+				mt.err = fmt.Errorf("checkpoint (memory): tensor %q has a negative dimension in shape %v", name, g.Shape)
+			}
+		}
+		if g.Fill == nil && mt.err == nil {
+			mt.err = fmt.Errorf("checkpoint (memory): tensor %q has no Fill function", name)
+		}
+		c.tensors[name] = mt
+	}
+	return c
+}

@@ -8,6 +8,12 @@ import (
 	"os"
 )
 
+// mapsFiles is false where mapFile reads files into the heap.
+const mapsFiles = false
+
+// dropPages does nothing where files are read rather than mapped.
+func dropPages([]byte) {}
+
 // mapFile reads the whole of f into memory (no mmap on this platform).
 func mapFile(f *os.File, size int64) (buf []byte, release func() error, err error) {
 	if int64(int(size)) != size {

@@ -5,9 +5,29 @@ package checkpoint
 import (
 	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// mapsFiles is true where mapFile maps (rather than reads) files.
+const mapsFiles = true
+
+// dropPages releases the whole pages inside b, a part of a private file
+// mapping (MADV_DONTNEED: they are read from the file again if touched).
+func dropPages(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	addr := uintptr(unsafe.Pointer(&b[0]))
+	start := (addr + page - 1) &^ (page - 1)
+	end := (addr + uintptr(len(b))) &^ (page - 1)
+	if end <= start {
+		return
+	}
+	_ = unix.Madvise(b[start-addr:end-addr], unix.MADV_DONTNEED)
+}
 
 // mapFile maps the whole of f (size bytes) into memory. The mapping is
 // private and writable (copy-on-write): a caller that writes into a

@@ -45,6 +45,9 @@ type tensor struct {
 
 	f32 []float32 // F32 view or converted copy, filled on first Float32 call
 	err error     // deferred error (in-memory tensors with a bad length)
+
+	mapped bool            // data is inside a file mapping (Evict may drop its pages)
+	gen    func([]float32) // generated tensor (FromFunc): fills a new slice per call
 }
 
 // headerEntry is one tensor's JSON description.

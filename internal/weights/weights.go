@@ -44,13 +44,28 @@ func (b *Binder) View(name string, shape ...int) ([]float32, error) {
 }
 
 // Tensor is View copied, so the model does not depend on the checkpoint's
-// memory.
+// memory (the checkpoint's pages of it are then released, see Evict).
 func (b *Binder) Tensor(name string, shape ...int) ([]float32, error) {
 	w, err := b.View(name, shape...)
 	if err != nil {
 		return nil, err
 	}
-	return append([]float32(nil), w...), nil
+	out := append([]float32(nil), w...)
+	b.Evict(name)
+	return out, nil
+}
+
+// Evict releases the checkpoint's file pages of tensors Prefix+name once
+// they have been packed or copied (checkpoint.Checkpoint.Evict: a hint
+// that never changes values), so that a loaded model does not hold both
+// its packed weights and the file's pages. Linear, Conv1D, Fused, Tensor
+// and Norm do it themselves; a caller that packs a View calls it after.
+func (b *Binder) Evict(names ...string) {
+	full := make([]string, len(names))
+	for i, n := range names {
+		full[i] = b.Prefix + n
+	}
+	b.Ck.Evict(full...)
 }
 
 // Linear binds an nn.Linear: name.weight (out, in) and, if bias,
@@ -66,7 +81,9 @@ func (b *Binder) Linear(name string, out, in int, bias bool) (*kernels.Linear, e
 			return nil, err
 		}
 	}
-	return kernels.NewLinear(w, out, in, bs), nil
+	l := kernels.NewLinear(w, out, in, bs)
+	b.Evict(name + ".weight")
+	return l, nil
 }
 
 // Conv1D binds GPT-2's Conv1D: name.weight (in, out) and name.bias (out).
@@ -79,7 +96,9 @@ func (b *Binder) Conv1D(name string, in, out int) (*kernels.Linear, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kernels.NewLinearInOut(w, in, out, bs), nil
+	l := kernels.NewLinearInOut(w, in, out, bs)
+	b.Evict(name + ".weight")
+	return l, nil
 }
 
 // Fused binds several nn.Linears of the same shape (out, in, with bias) as
@@ -99,6 +118,7 @@ func (b *Binder) Fused(names []string, out, in int) (*kernels.Linear, error) {
 		}
 		w = append(w, pw...)
 		bs = append(bs, pb...)
+		b.Evict(n+".weight", n+".bias")
 	}
 	return kernels.NewLinear(w, len(names)*out, in, bs), nil
 }
