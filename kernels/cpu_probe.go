@@ -13,14 +13,16 @@ var peakSink atomic.Uint32
 
 // FlopsPerPeakIter is the number of floating-point operations one
 // iteration of PeakFMALoop performs: 12 independent 8-wide fused
-// multiply-adds (2 flops per lane).
+// multiply-adds (2 flops per lane), or, with the AVX-512 kernels, 6
+// 16-wide ones.
 const FlopsPerPeakIter = 12 * 8 * 2
 
 // PeakFMALoop runs iters iterations of 12 independent 8-wide multiply-adds
 // on registers only (no memory traffic) and returns the number of flops
 // done, iters·FlopsPerPeakIter. Timed on one thread, flops/second is the
 // core's float32 FMA peak, the ceiling for GEMM. With the AVX2+FMA kernels
-// it is an assembly loop of VFMADD231PS; otherwise a scalar Go loop of
+// it is an assembly loop of VFMADD231PS (on zmm registers when the GEMM
+// uses the AVX-512 micro-kernel); otherwise a scalar Go loop of
 // the same arithmetic (a much lower ceiling, matching the pure-Go GEMM).
 // Scalar definition: for it < iters, for r < 12, lane < 8:
 // s[r][lane] = s[r][lane] + 1·1.

@@ -331,10 +331,18 @@ func (t *gemmTask) lazyTiles(lo, hi int) {
 
 // tile computes C for row panels [r0, r1) × column panels [q0, q1); B
 // panel q is at bp[(q-bq0)·k·nr].
-// scratch holds (r1-r0)·mr × (q1-q0)·nr floats of partial sums, used for
-// micro-tiles that are cut by the edge of C and, when beta ≠ 0, for all
-// of them (C then holds fl(beta·C) until the final block adds to it); for
-// full micro-tiles with beta = 0 the partial sums live in C itself.
+//
+// scratch holds (r1-r0)·mr × (q1-q0 rounded up to even)·nr floats: the
+// partial sums between K blocks, kept for each pair of column panels
+// (q0+2j, q0+2j+1) as a contiguous block of (r1-r0)·mr rows × 2·nr floats.
+// Keeping them out of C matters: C's rows are ldc floats apart, and with
+// ldc a multiple of 1 KiB (768, 2304, 3072) the rows of a tile fall into a
+// handful of cache sets, so partial sums kept in C evict each other. C is
+// written once, by the final K block (when beta ≠ 0, C holds fl(beta·C)
+// until then and the final block adds to it).
+//
+// Pairs of full column panels run on microKernel2 when the CPU has one
+// (AVX-512: 12×32 tiles); the other panels on microKernel (6×16).
 func (t *gemmTask) tile(r0, r1, q0, q1 int, bp []float32, bq0 int, scratch []float32) {
 	m, n, k, ldc, c := t.m, t.n, t.k, t.ldc, t.c
 	i0, i1 := r0*mr, min(r1*mr, m)
@@ -347,7 +355,8 @@ func (t *gemmTask) tile(r0, r1, q0, q1 int, bp []float32, bq0 int, scratch []flo
 			}
 		}
 	}
-	sld := (q1 - q0) * nr // scratch row stride
+	const sld = 2 * nr      // scratch row stride
+	prows := (r1 - r0) * mr // rows of partial sums per column panel pair
 	// Row panels [r0, rf) are full height; rf < r1 means the last one is
 	// cut by the bottom edge of C.
 	rf := r1
@@ -362,49 +371,57 @@ func (t *gemmTask) tile(r0, r1, q0, q1 int, bp []float32, bq0 int, scratch []flo
 			flags |= flagLoad
 		}
 		last := pc+kb == k
-		for q := q0; q < q1; q++ {
+		fin := flags
+		if last {
+			fin |= flagFinal
+			if t.beta != 0 {
+				fin |= flagAddC // C holds fl(beta·C)
+			}
+		}
+		for q := q0; q < q1; {
+			w := 1 // column panels in this step
+			if microKernel2 != nil && q+1 < q1 && (q+2)*nr <= n {
+				w = 2
+			}
 			bptr := &bp[(q-bq0)*k*nr+pc*nr]
 			jj := q * nr
-			sp := &scratch[(q-q0)*nr] // partial sums of panel (r0, q)
+			off := (q-q0)/2*prows*sld + (q-q0)%2*nr
+			ps := scratch[off : off+(prows-1)*sld+w*nr] // partial sums of panels q…q+w-1
 			aptr := &t.ap[r0*astride+pc*mr]
 			rEdge := r0 // first panel needing the scratch epilogue
-			if jj+nr <= n && rf > r0 {
+			if jj+w*nr <= n && rf > r0 {
 				// Full micro-tiles, all in one kernel call.
 				cp := &c[r0*mr*ldc+jj]
-				f := flags
-				if t.beta == 0 {
-					if last {
-						f |= flagFinal
-					}
-					microKernel(rf-r0, kb, aptr, astride, bptr, cp, ldc, cp, ldc, t.alpha, f)
-				} else { // C holds fl(beta·C) until the final block adds to it
-					if last {
-						f |= flagFinal | flagAddC
-					}
-					microKernel(rf-r0, kb, aptr, astride, bptr, sp, sld, cp, ldc, t.alpha, f)
+				if w == 2 {
+					microKernel2(rf-r0, kb, aptr, astride, bptr, k*nr, &ps[0], sld, cp, ldc, t.alpha, fin)
+				} else {
+					microKernel(rf-r0, kb, aptr, astride, bptr, &ps[0], sld, cp, ldc, t.alpha, fin)
 				}
 				rEdge = rf
 			}
-			if rEdge == r1 {
-				continue
-			}
-			// Micro-tiles cut by the edge of C: raw sums in scratch, then
-			// the same epilogue arithmetic in Go.
-			microKernel(r1-rEdge, kb, &t.ap[rEdge*astride+pc*mr], astride, bptr,
-				&scratch[(rEdge-r0)*mr*sld+(q-q0)*nr], sld, nil, 0, 0, flags)
-			if !last {
-				continue
-			}
-			cols := min(nr, n-jj)
-			for i := rEdge * mr; i < min(r1*mr, m); i++ {
-				s := scratch[(i-r0*mr)*sld+(q-q0)*nr:][:cols]
-				cr := c[i*ldc+jj:][:cols]
-				if t.beta == 0 {
-					epilogue(cr, s, t.alpha, 0)
-				} else { // C already holds fl(beta·C)
-					epilogue(cr, s, t.alpha, 1)
+			if rEdge < r1 {
+				// Micro-tiles cut by the edge of C: raw sums in scratch,
+				// then the same epilogue arithmetic in Go.
+				ae, pe := &t.ap[rEdge*astride+pc*mr], &ps[(rEdge-r0)*mr*sld]
+				if w == 2 {
+					microKernel2(r1-rEdge, kb, ae, astride, bptr, k*nr, pe, sld, nil, 0, 0, flags)
+				} else {
+					microKernel(r1-rEdge, kb, ae, astride, bptr, pe, sld, nil, 0, 0, flags)
+				}
+				if last {
+					cols := min(w*nr, n-jj)
+					for i := rEdge * mr; i < min(r1*mr, m); i++ {
+						s := ps[(i-r0*mr)*sld:][:cols]
+						cr := c[i*ldc+jj:][:cols]
+						if t.beta == 0 {
+							epilogue(cr, s, t.alpha, 0)
+						} else { // C already holds fl(beta·C)
+							epilogue(cr, s, t.alpha, 1)
+						}
+					}
 				}
 			}
+			q += w
 		}
 	}
 }

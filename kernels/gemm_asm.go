@@ -10,6 +10,12 @@ package kernels
 func kern6x16(np, k int, a *float32, astride int, b, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
 
 //go:noescape
+func kern12x32(np, k int, a *float32, astride int, b *float32, bstride int, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
+
+//go:noescape
+func peakFMA512(iters int) float32
+
+//go:noescape
 func gemv4(k int, x, b *float32, stride int, out *float32)
 
 //go:noescape
@@ -45,6 +51,11 @@ func init() {
 		return readSum(&buf[0], n)
 	}
 	kernelName = "avx2-fma 6x16"
+	if hasAVX512 {
+		microKernel2 = kern12x32
+		peakLoop = peakFMA512
+		kernelName = "avx512 12x32 + avx2-fma 6x16"
+	}
 	packB16T = func(k int, src []float32, ld int, dst []float32) int {
 		k8 := k &^ 7
 		if k8 > 0 {

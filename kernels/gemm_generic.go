@@ -12,6 +12,12 @@ var (
 	readLoop    = readGo
 	kernelName  = "pure-Go 6x16"
 
+	// microKernel2, if set, computes two adjacent B micro-panels at once
+	// (kern12x32's contract: B panels at b and b+bstride floats, partial
+	// sums and C 32 floats wide); the driver uses it for pairs of full
+	// column panels and microKernel for the rest.
+	microKernel2 func(np, k int, a *float32, astride int, b *float32, bstride int, p *float32, ldp int, c *float32, ldc int, alpha float32, flags int)
+
 	// packB16T, if set, packs the full transposed panel's first columns
 	// (the 16 rows src[r*ld:], r < 16) for p < the returned count; the
 	// Go code packs the rest. packB16N, if set, packs a full

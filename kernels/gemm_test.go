@@ -497,3 +497,42 @@ func TestPackLayouts(t *testing.T) {
 		}
 	}
 }
+
+// TestWideKernelSameBits: the two-panel micro-kernel (AVX-512 where the
+// CPU has it) gives the same bits as the 6×16 kernel alone, on shapes
+// that exercise odd row panels, odd column panels, edges, long K and beta.
+func TestWideKernelSameBits(t *testing.T) {
+	if microKernel2 == nil {
+		t.Skip("no two-panel micro-kernel on this CPU/build")
+	}
+	rng := rand.New(rand.NewSource(9))
+	for _, s := range []struct {
+		m, n, k     int
+		alpha, beta float32
+	}{
+		{2, 32, 5, 1, 0}, {6, 32, 256, 1, 0}, {12, 64, 257, 1.5, 0.5}, {13, 47, 300, 1, 1},
+		{18, 96, 768, 1, 0}, {31, 200, 1100, -0.5, 2}, {197, 2304, 64, 1, 0}, {577, 80, 3072, 1, 0},
+	} {
+		a, b := randMat(rng, s.m*s.k), randMat(rng, s.k*s.n)
+		c0 := randMat(rng, s.m*s.n)
+		pb := PackB(true, s.k, s.n, b, s.k)
+		run := func() ([]float32, []float32) {
+			c1 := append([]float32(nil), c0...)
+			GemmPacked(s.m, s.alpha, a, s.k, pb, s.beta, c1, s.n)
+			c2 := append([]float32(nil), c0...)
+			Gemm(false, true, s.m, s.n, s.k, s.alpha, a, s.k, b, s.k, s.beta, c2, s.n)
+			return c1, c2
+		}
+		wide1, wide2 := run()
+		saved := microKernel2
+		microKernel2 = nil
+		narrow1, narrow2 := run()
+		microKernel2 = saved
+		for i := range wide1 {
+			if math.Float32bits(wide1[i]) != math.Float32bits(narrow1[i]) || math.Float32bits(wide2[i]) != math.Float32bits(narrow2[i]) {
+				t.Fatalf("%dx%dx%d beta %v: element %d: wide kernel %v/%v, 6x16 kernel %v/%v",
+					s.m, s.n, s.k, s.beta, i, wide1[i], wide2[i], narrow1[i], narrow2[i])
+			}
+		}
+	}
+}
