@@ -16,6 +16,8 @@ func BenchmarkCaptionSample(b *testing.B) {
 	px := m.Pixels(s.Render())
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		m.CaptionLoss(px, s.Caption(), 1)
+		if _, err := m.CaptionLoss(px, s.Caption(), 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

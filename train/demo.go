@@ -118,7 +118,7 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 	capDir := filepath.Join(o.Out, "caption")
 	o.save = func(m *Model) error { return m.Save(capDir, o.Half) }
 	if trainCaption && o.CaptionSteps > 0 {
-		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(m *Model, step, i int) float64 {
+		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(m *Model, step, i int) (float64, error) {
 			s := scene(0, step, i)
 			return m.CaptionLossAux(m.Pixels(s.Render()), s.Caption(), o.aux(s, cfg), 1/float32(o.Batch))
 		})
@@ -168,7 +168,7 @@ func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, s
 	}
 	vqa.FreezeVision(o.FreezeVisionAfterCaption)
 	if o.VQASteps > 0 {
-		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(m *Model, step, i int) float64 {
+		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(m *Model, step, i int) (float64, error) {
 			s := scene(1, step, i)
 			qas := s.QAs()
 			r := rand.New(rand.NewPCG(s.Seed, 77))
@@ -202,7 +202,7 @@ func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Mo
 	}
 	ret.FreezeVision(o.FreezeVisionAfterCaption)
 	if o.RetrievalSteps > 0 {
-		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(m *Model, step, i int) float64 {
+		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(m *Model, step, i int) (float64, error) {
 			s := scene(2, step, i)
 			return m.RetrievalLossAux(m.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), o.aux(s, cfg), 1/float32(o.Batch), 0.07)
 		})
@@ -224,6 +224,7 @@ func copyParams(dst, src *Model, prefix string) {
 			}
 		}
 	}
+	dst.master.Touch()
 }
 
 // loop runs steps optimiser steps of o.Batch samples each and returns the
@@ -231,19 +232,19 @@ func copyParams(dst, src *Model, prefix string) {
 // spread over replicas that share the weights and keep their own
 // gradients (sample i on replica i mod Workers), summed in replica order:
 // results depend on Workers, never on scheduling.
-func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, sample func(m *Model, step, i int) float64) ([]float64, error) {
+func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, sample func(m *Model, step, i int) (float64, error)) ([]float64, error) {
 	opt := NewAdamW(o.LR, 0.01, max(1, steps/20), steps)
 	reps := []*Model{m}
 	for k := 1; k < o.Workers; k++ {
-		r, err := m.replica()
-		if err != nil {
-			return nil, err
-		}
-		reps = append(reps, r)
+		reps = append(reps, m.replica())
 	}
 	var losses []float64
 	sums := make([]float64, len(reps))
+	errs := make([]error, len(reps))
 	for step := 0; step < steps; step++ {
+		if _, err := m.modules(); err != nil { // build once, before the workers share them
+			return losses, err
+		}
 		var wg sync.WaitGroup
 		for k, r := range reps {
 			r.Params.ZeroGrad()
@@ -252,11 +253,21 @@ func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, samp
 			go func(k int, r *Model) {
 				defer wg.Done()
 				for i := k; i < o.Batch; i += len(reps) {
-					sums[k] += sample(r, step, i)
+					l, err := sample(r, step, i)
+					if err != nil {
+						errs[k] = err
+						return
+					}
+					sums[k] += l
 				}
 			}(k, r)
 		}
 		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return losses, fmt.Errorf("train: %s step %d: %w", name, step, err)
+			}
+		}
 		l := sums[0]
 		for k := 1; k < len(reps); k++ {
 			l += sums[k]

@@ -131,11 +131,12 @@ func Finetune(o FinetuneOptions) ([]float64, error) {
 		for b := 0; b < o.Batch; b++ {
 			i := r.IntN(len(use))
 			rec, w := use[i], 1/float32(o.Batch)
+			var li float64
 			switch m.Arch {
 			case ArchCaption:
-				l += m.CaptionLoss(pixels[i], rec.Caption, w)
+				li, err = m.CaptionLoss(pixels[i], rec.Caption, w)
 			case ArchVQA:
-				l += m.VQALoss(pixels[i], rec.Question, rec.Answer, w)
+				li, err = m.VQALoss(pixels[i], rec.Question, rec.Answer, w)
 			default:
 				var negs []string
 				for tries := 0; len(negs) < 3 && tries < 20; tries++ {
@@ -146,8 +147,12 @@ func Finetune(o FinetuneOptions) ([]float64, error) {
 				if len(negs) == 0 {
 					return nil, fmt.Errorf("train: retrieval fine-tuning needs at least two different captions in %s", o.Data)
 				}
-				l += m.RetrievalLoss(pixels[i], rec.Caption, negs, w, 0.07)
+				li, err = m.RetrievalLoss(pixels[i], rec.Caption, negs, w, 0.07)
 			}
+			if err != nil {
+				return losses, err
+			}
+			l += li
 		}
 		l /= float64(o.Batch)
 		if err := m.Params.checkFinite(); err != nil {

@@ -31,13 +31,21 @@ func TestModelGradients(t *testing.T) {
 		shape, size := s.PatchLabels(cfg.Vision.PatchSize)
 		aux := &Aux{Shape: shape, Size: size, Layout: int(s.Layout), Weight: 0.5} // auxiliary heads included
 		loss := func() float64 {
+			m.Params.Touch() // W changed in place: rebuild the serving modules
+			var l float64
+			var err error
 			switch arch {
 			case ArchCaption:
-				return m.CaptionLossAux(px, s.Caption(), aux, 1)
+				l, err = m.CaptionLossAux(px, s.Caption(), aux, 1)
 			case ArchVQA:
-				return m.VQALossAux(px, "what color is the "+s.Objects[0].Shape+"?", s.Objects[0].Color, aux, 1)
+				l, err = m.VQALossAux(px, "what color is the "+s.Objects[0].Shape+"?", s.Objects[0].Color, aux, 1)
+			default:
+				l, err = m.RetrievalLossAux(px, s.Caption(), negs, aux, 1, 0.5)
 			}
-			return m.RetrievalLossAux(px, s.Caption(), negs, aux, 1, 0.5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
 		}
 		m.Params.ZeroGrad()
 		loss()

@@ -38,10 +38,15 @@ type Param struct {
 	Alias []string
 }
 
-// Params is an ordered set of parameters.
+// Params is an ordered set of parameters. It gives the serving modules'
+// backward passes (vit.Params, bert.Params) their weights and gradients by
+// tensor name.
 type Params struct {
 	list   []*Param
-	byName map[string]*Param
+	byName map[string]*Param // names and aliases
+	// version counts changes of the weights (Touch); the serving modules
+	// are rebuilt when it moves.
+	version uint64
 }
 
 // NewParams returns an empty set.
@@ -50,8 +55,55 @@ func NewParams() *Params { return &Params{byName: map[string]*Param{}} }
 // List returns the parameters in creation order.
 func (ps *Params) List() []*Param { return ps.list }
 
-// Get returns a parameter by name, or nil.
+// Get returns a parameter by name (or alias), or nil.
 func (ps *Params) Get(name string) *Param { return ps.byName[name] }
+
+// Weight returns the values of the tensor name (or alias), nil if there
+// is none.
+func (ps *Params) Weight(name string) []float32 {
+	if p := ps.byName[name]; p != nil {
+		return p.W
+	}
+	return nil
+}
+
+// Grad returns the gradient buffer of the tensor name (or alias), nil if
+// there is none or it is frozen.
+func (ps *Params) Grad(name string) []float32 {
+	if p := ps.byName[name]; p != nil && !p.Frozen {
+		return p.G
+	}
+	return nil
+}
+
+// Touch records that the weights were changed in place (the optimiser, a
+// load, or a test perturbing W): the next loss rebuilds the serving
+// modules from them.
+func (ps *Params) Touch() { ps.version++ }
+
+// alias makes name another name of p (tied weights): it is written a
+// second time under it and resolves to p.
+func (ps *Params) alias(p *Param, name string) {
+	p.Alias = append(p.Alias, name)
+	ps.byName[name] = p
+}
+
+// shadow returns parameters that share ps's values and flags but have
+// their own gradients (a worker's replica).
+func (ps *Params) shadow() *Params {
+	out := &Params{byName: map[string]*Param{}}
+	for _, p := range ps.list {
+		q := *p
+		q.G = make([]float32, len(p.G))
+		q.m, q.v = nil, nil
+		out.list = append(out.list, &q)
+		out.byName[q.Name] = &q
+		for _, a := range q.Alias {
+			out.byName[a] = &q
+		}
+	}
+	return out
+}
 
 // add creates a parameter filled by init.
 func (ps *Params) add(name string, shape []int, init func(i int) float32, noDecay bool) *Param {
@@ -148,6 +200,7 @@ func (o *AdamW) Rate(step int) float64 {
 
 // Step applies one update to every non-frozen parameter from its gradient.
 func (o *AdamW) Step(ps *Params) {
+	defer ps.Touch()
 	lr := o.Rate(o.step)
 	o.step++
 	b1c := 1 - math.Pow(o.Beta1, float64(o.step))

@@ -107,6 +107,7 @@ func f32ToF16(f float32) uint16 {
 // roundF16 rounds every value of ps to what F16 storage keeps, so the
 // in-memory model is the one that is written.
 func roundF16(ps *Params) {
+	defer ps.Touch()
 	for _, p := range ps.List() {
 		for i, v := range p.W {
 			p.W[i] = f16ToF32(f32ToF16(v))

@@ -61,28 +61,46 @@ func newRetrieval(b *base) (*RetrievalModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &RetrievalModel{base: b, enc: enc}
-	ht, hv, p := b.cfg.Text.HiddenSize, b.cfg.Vision.HiddenSize, b.cfg.ImageTextHiddenSize
+	hd, err := LoadRetrievalHeads(b.ck, b.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("blip: %s: %w", b.arch, err)
+	}
+	return &RetrievalModel{base: b, enc: enc, itmHead: hd.ITM, visionProj: hd.VisionProj, textProj: hd.TextProj}, nil
+}
+
+// RetrievalHeads are BlipForImageTextRetrieval's linear heads.
+type RetrievalHeads struct {
+	ITM        *kernels.Linear // itm_head: (2, H_text)
+	VisionProj *kernels.Linear // vision_proj: (image_text_hidden_size, H_vision)
+	TextProj   *kernels.Linear // text_proj: (image_text_hidden_size, H_text)
+}
+
+// LoadRetrievalHeads binds itm_head, vision_proj and text_proj from ck,
+// checking their shapes against cfg. The training package builds its
+// retrieval heads through it, as RetrievalModel does.
+func LoadRetrievalHeads(ck *checkpoint.Checkpoint, cfg Config) (RetrievalHeads, error) {
+	var hd RetrievalHeads
+	ht, hv, p := cfg.Text.HiddenSize, cfg.Vision.HiddenSize, cfg.ImageTextHiddenSize
 	for _, l := range []struct {
 		dst     **kernels.Linear
 		name    string
 		out, in int
 	}{
-		{&m.itmHead, "itm_head", 2, ht},
-		{&m.visionProj, "vision_proj", p, hv},
-		{&m.textProj, "text_proj", p, ht},
+		{&hd.ITM, "itm_head", 2, ht},
+		{&hd.VisionProj, "vision_proj", p, hv},
+		{&hd.TextProj, "text_proj", p, ht},
 	} {
-		w, err := b.ck.Float32(l.name+".weight", l.out, l.in)
+		w, err := ck.Float32(l.name+".weight", l.out, l.in)
 		if err != nil {
-			return nil, fmt.Errorf("blip: %s: %w", b.arch, err)
+			return hd, err
 		}
-		bias, err := b.ck.Float32(l.name+".bias", l.out)
+		bias, err := ck.Float32(l.name+".bias", l.out)
 		if err != nil {
-			return nil, fmt.Errorf("blip: %s: %w", b.arch, err)
+			return hd, err
 		}
 		*l.dst = kernels.NewLinear(w, l.out, l.in, bias)
 	}
-	return m, nil
+	return hd, nil
 }
 
 // Info implements fusion.Model.

@@ -54,7 +54,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 	}
 	ld := &loader{Binder: &weights.Binder{Ck: ck, Model: "bert"}}
 	h, inter, e := cfg.HiddenSize, cfg.IntermediateSize, cfg.EncoderHiddenSize
-	m := &Model{cfg: cfg}
+	m := &Model{cfg: cfg, prefix: prefix, body: body}
 	var err error
 	if m.wordEmb, err = ld.View(body+names.wordEmb, cfg.VocabSize, h); err != nil {
 		return nil, err
@@ -113,7 +113,9 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 			return nil, err
 		}
 		w := m.wordEmb // tied (HF tie_word_embeddings) when the file omits the decoder weight
+		m.decW = body + names.wordEmb
 		if ck.Has(prefix + names.dec) {
+			m.decW = prefix + names.dec
 			if w, err = ld.View(prefix+names.dec, cfg.VocabSize, h); err != nil {
 				return nil, err
 			}
@@ -122,6 +124,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 		if !ck.Has(biasName) && ck.Has(prefix+names.decoderLegacyBias) {
 			biasName = prefix + names.decoderLegacyBias
 		}
+		m.decB = biasName
 		b, err := ld.View(biasName, cfg.VocabSize)
 		if err != nil {
 			return nil, err

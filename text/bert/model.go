@@ -12,6 +12,10 @@ import (
 // lives in Workspace, Cache and CrossKV values owned by the caller.
 type Model struct {
 	cfg     Config
+	prefix  string    // the Load prefix (Backward names gradients with it)
+	body    string    // prefix of the transformer's tensors (prefix + "bert." for the LM-head model)
+	decW    string    // tensor the LM head's decoder weight was read from (tied: the word embeddings)
+	decB    string    // tensor of the LM head's bias
 	wordEmb []float32 // (vocab, H)
 	posEmb  []float32 // (max_positions, H)
 	embNorm LayerNorm // embeddings.LayerNorm (H)
@@ -122,6 +126,7 @@ type CrossKV struct {
 	kv   [][]float32 // per layer: (Len, 2H) = [keys | values]
 	n    int
 	bias []float32 // (Len) additive key bias from the encoder mask, or nil
+	enc  []float32 // the encoder states it was computed from (the caller's slice; Backward needs it)
 }
 
 // Len is the number of encoder positions.
@@ -155,7 +160,7 @@ func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error)
 	if mask != nil && len(mask) != encLen {
 		return nil, fmt.Errorf("bert: encoder mask has %d entries for %d positions", len(mask), encLen)
 	}
-	x := &CrossKV{n: encLen, kv: make([][]float32, len(m.layers))}
+	x := &CrossKV{n: encLen, kv: make([][]float32, len(m.layers)), enc: enc[:encLen*e]}
 	h := m.cfg.HiddenSize
 	for l, layer := range m.layers {
 		x.kv[l] = make([]float32, encLen*2*h)
@@ -194,6 +199,10 @@ type Workspace struct {
 	h, qkv, ctx, tmp, mid, q []float32
 	bias                     []float32
 	headX, logits            []float32
+	// Tape, if not nil, makes Forward and Logits record in it the
+	// activations Backward and LogitsBackward need (training). Serving
+	// leaves it nil.
+	Tape *Tape
 }
 
 func grow(b []float32, n int) []float32 {
@@ -232,6 +241,11 @@ func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, erro
 		}
 		rows += len(s.Tokens)
 	}
+	if ws.Tape != nil {
+		if err := ws.Tape.start(m, seqs, causal); err != nil {
+			return nil, err
+		}
+	}
 	ws.h = grow(ws.h, rows*h)
 	ws.qkv = grow(ws.qkv, rows*3*h)
 	ws.ctx = grow(ws.ctx, rows*h)
@@ -239,7 +253,7 @@ func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, erro
 	ws.q = grow(ws.q, rows*h)
 	ws.mid = grow(ws.mid, rows*c.IntermediateSize)
 
-	m.embed(ws.h, ws.tmp, seqs)
+	m.embed(ws.h, ws.tmp, seqs, ws.Tape)
 	for l, layer := range m.layers {
 		layer.forward(m, l, ws, seqs, rows, causal)
 	}
@@ -251,7 +265,7 @@ func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, erro
 
 // embed writes word + position embeddings, layer-normed, for the new
 // tokens into out, using tmp (same size) as scratch.
-func (m *Model) embed(out, tmp []float32, seqs []Seq) {
+func (m *Model) embed(out, tmp []float32, seqs []Seq, tape *Tape) {
 	h := m.cfg.HiddenSize
 	r := 0
 	pos := make([]int, 0, 8)
@@ -268,6 +282,9 @@ func (m *Model) embed(out, tmp []float32, seqs []Seq) {
 		kernels.Add(dst, dst, posRows)
 		r += n
 	}
+	if tape != nil {
+		tape.emb = clone(out[:r*h])
+	}
 	m.embNorm.Forward(out, out, r)
 }
 
@@ -277,6 +294,11 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 	h := c.HiddenSize
 	hd := h / c.NumHeads
 	ap := kernels.AttentionParams{Heads: c.NumHeads, HeadDim: hd, Scale: float32(1 / math.Sqrt(float64(hd)))}
+	var rec *layerTape
+	if ws.Tape != nil {
+		rec = &ws.Tape.layers[l]
+		rec.x = clone(ws.h[:rows*h])
+	}
 
 	// h = LN(h + dense(SelfAttention(h)))
 	layer.Self.QKV.Forward(ws.qkv, ws.h, rows, kernels.ActNone)
@@ -314,6 +336,9 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 	}
 	layer.Self.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 	kernels.Add(ws.h, ws.h, ws.tmp)
+	if rec != nil {
+		rec.qkv, rec.ctx, rec.ares = clone(ws.qkv[:rows*3*h]), clone(ws.ctx[:rows*h]), clone(ws.h[:rows*h])
+	}
 	layer.Self.Norm.Forward(ws.h, ws.h, rows)
 
 	// h = LN(h + dense(CrossAttention(h, encoder))) for sequences with an encoder.
@@ -332,7 +357,13 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 		}
 		layer.Cross.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 		if allCross(seqs) {
+			if rec != nil {
+				rec.a = clone(ws.h[:rows*h])
+			}
 			kernels.Add(ws.h, ws.h, ws.tmp)
+			if rec != nil {
+				rec.cq, rec.cctx, rec.cres = clone(ws.q[:rows*h]), clone(ws.ctx[:rows*h]), clone(ws.h[:rows*h])
+			}
 			layer.Cross.Norm.Forward(ws.h, ws.h, rows)
 		} else { // mixed batch: apply only to rows of sequences with an encoder
 			r = 0
@@ -349,9 +380,15 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 	}
 
 	// h = LN(h + dense2(act(dense1(h))))
+	if rec != nil {
+		rec.f = clone(ws.h[:rows*h])
+	}
 	layer.Inter.Forward(ws.mid, ws.h, rows, c.Act)
 	layer.Out.Forward(ws.tmp, ws.mid, rows, kernels.ActNone)
 	kernels.Add(ws.h, ws.h, ws.tmp)
+	if rec != nil {
+		rec.mid, rec.ores = clone(ws.mid[:rows*c.IntermediateSize]), clone(ws.h[:rows*h])
+	}
 	layer.Norm.Forward(ws.h, ws.h, rows)
 }
 
@@ -386,7 +423,13 @@ func (m *Model) Logits(ws *Workspace, hidden []float32, rows int) ([]float32, er
 	ws.headX = grow(ws.headX, rows*h)
 	ws.logits = grow(ws.logits, rows*v)
 	m.head.Transform.Forward(ws.headX, hidden, rows, m.cfg.Act)
+	if ws.Tape != nil {
+		ws.Tape.headIn, ws.Tape.headAct = clone(hidden[:rows*h]), clone(ws.headX)
+	}
 	m.head.Norm.Forward(ws.headX, ws.headX, rows)
+	if ws.Tape != nil {
+		ws.Tape.headN = clone(ws.headX)
+	}
 	m.head.Decoder.Forward(ws.logits, ws.headX, rows, kernels.ActNone)
 	return ws.logits, nil
 }

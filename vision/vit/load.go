@@ -96,7 +96,7 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config) (*Encoder, error
 	ld := &loader{cfg: cfg, Binder: &weights.Binder{Ck: ck, Prefix: prefix, Model: fmt.Sprintf("vit: %v vision weights", cfg.Variant),
 		Config: fmt.Sprintf("config hidden_size=%d, intermediate_size=%d, image_size=%d, patch_size=%d", cfg.HiddenSize, cfg.IntermediateSize, cfg.ImageSize, cfg.PatchSize)}}
 	d, p, ch := cfg.HiddenSize, cfg.PatchSize, cfg.NumChannels
-	e := &Encoder{cfg: cfg, embed: &embeddings{}}
+	e := &Encoder{cfg: cfg, prefix: prefix, embed: &embeddings{}}
 	var err error
 
 	// Patch embedding: conv weight (D, C, P, P) is a (D, C·P·P) Linear.

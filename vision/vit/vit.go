@@ -27,7 +27,8 @@ import (
 // for the GEMM kernels), so the checkpoint may be closed after Load. It is
 // immutable: Forward and Pool may be called from several goroutines at once.
 type Encoder struct {
-	cfg Config
+	cfg    Config
+	prefix string // the checkpoint prefix Load bound the weights under (Backward names gradients with it)
 
 	embed    *embeddings
 	preNorm  *layerNorm // CLIP pre_layrnorm; nil otherwise
@@ -79,11 +80,21 @@ func (e *Encoder) HasPooler() bool { return e.cfg.Variant != ViT || e.pooler != 
 // layernorm (ViT), or the encoder output without a final norm (CLIP).
 // Each image's result is bit-for-bit the same whatever the batch size.
 func (e *Encoder) Forward(pixels []float32, batch int) ([]float32, error) {
-	h, err := e.run(pixels, batch, nil)
+	return e.ForwardTape(pixels, batch, nil)
+}
+
+// ForwardTape is Forward (the same computation, bit for bit) that, when
+// tape is not nil, also records in tape the activations Backward needs.
+// Serving passes nil (Forward) and pays nothing for it.
+func (e *Encoder) ForwardTape(pixels []float32, batch int, tape *Tape) ([]float32, error) {
+	h, err := e.run(pixels, batch, nil, tape)
 	if err != nil {
 		return nil, err
 	}
 	if e.cfg.Variant != CLIP {
+		if tape != nil {
+			tape.last = clone(h)
+		}
 		e.postNorm.forward(h, h, batch*e.Tokens())
 	}
 	return h, nil
@@ -97,7 +108,7 @@ func (e *Encoder) HiddenStates(pixels []float32, batch int) ([][]float32, error)
 	var all [][]float32
 	_, err := e.run(pixels, batch, func(h []float32) {
 		all = append(all, append([]float32(nil), h...))
-	})
+	}, nil)
 	return all, err
 }
 
@@ -133,8 +144,9 @@ func (e *Encoder) Pool(hidden []float32, batch int) ([]float32, error) {
 }
 
 // run computes the encoder stack (no final norm), calling record (if not
-// nil) with the input of the first layer and the output of every layer.
-func (e *Encoder) run(pixels []float32, batch int, record func([]float32)) ([]float32, error) {
+// nil) with the input of the first layer and the output of every layer,
+// and filling tape (if not nil) for Backward.
+func (e *Encoder) run(pixels []float32, batch int, record func([]float32), tape *Tape) ([]float32, error) {
 	c := e.cfg
 	if batch <= 0 {
 		return nil, fmt.Errorf("vit: batch %d, must be ≥ 1", batch)
@@ -144,17 +156,28 @@ func (e *Encoder) run(pixels []float32, batch int, record func([]float32)) ([]fl
 		return nil, fmt.Errorf("vit: pixels has %d values, expected batch %d × %d channels × %d × %d = %d (resize images to %d×%d first)",
 			len(pixels), batch, c.NumChannels, c.ImageSize, c.ImageSize, batch*per, c.ImageSize, c.ImageSize)
 	}
-	h := e.embed.forward(c, pixels, batch)
+	h := e.embed.forward(c, pixels, batch, tape)
 	rows := batch * e.Tokens()
+	if tape != nil {
+		tape.batch = batch
+		tape.layers = make([]blockTape, len(e.layers))
+	}
 	if e.preNorm != nil {
+		if tape != nil {
+			tape.emb = clone(h)
+		}
 		e.preNorm.forward(h, h, rows)
 	}
 	if record != nil {
 		record(h)
 	}
 	ws := newWorkspace(c, rows)
-	for _, l := range e.layers {
-		l.forward(c, h, batch, e.Tokens(), ws)
+	for i, l := range e.layers {
+		var rec *blockTape
+		if tape != nil {
+			rec = &tape.layers[i]
+		}
+		l.forward(c, h, batch, e.Tokens(), ws, rec)
 		if record != nil {
 			record(h)
 		}
@@ -164,7 +187,7 @@ func (e *Encoder) run(pixels []float32, batch int, record func([]float32)) ([]fl
 
 // forward computes the token embeddings (batch×(N+1)×D): class token and
 // patch projections, plus position embeddings.
-func (m *embeddings) forward(c Config, pixels []float32, batch int) []float32 {
+func (m *embeddings) forward(c Config, pixels []float32, batch int, tape *Tape) []float32 {
 	g, p, ch, s, d := c.grid(), c.PatchSize, c.NumChannels, c.ImageSize, c.HiddenSize
 	n, t := g*g, g*g+1
 	k := ch * p * p
@@ -185,6 +208,9 @@ func (m *embeddings) forward(c Config, pixels []float32, batch int) []float32 {
 				}
 			}
 		}
+	}
+	if tape != nil {
+		tape.cols = cols
 	}
 	patches := make([]float32, batch*n*d)
 	m.patch.Forward(patches, cols, batch*n, kernels.ActNone) // conv(x) + bias
@@ -219,28 +245,45 @@ func newWorkspace(c Config, rows int) *workspace {
 	}
 }
 
-// forward applies the block in place to h (batch sequences of t tokens).
-func (l *block) forward(c Config, h []float32, batch, t int, ws *workspace) {
+// forward applies the block in place to h (batch sequences of t tokens),
+// recording into rec (if not nil) what backward needs.
+func (l *block) forward(c Config, h []float32, batch, t int, ws *workspace, rec *blockTape) {
 	d, rows := c.HiddenSize, batch*t
-	hd := d / c.NumHeads
 
 	// x = x + out(Attention(qkv(LN1(x))))
+	if rec != nil {
+		rec.x = clone(h)
+	}
 	l.norm1.forward(ws.x, h, rows)
 	l.qkv.Forward(ws.qkv, ws.x, rows, kernels.ActNone)
-	ap := kernels.AttentionParams{Heads: c.NumHeads, HeadDim: hd, Scale: float32(1 / math.Sqrt(float64(hd)))}
+	ap := attentionParams(c)
 	for b := 0; b < batch; b++ { // attention within each image only
 		q := ws.qkv[b*t*3*d:]
 		kernels.Attention(ap, q, t, 3*d, q[d:], 3*d, q[2*d:], 3*d, t, ws.ctx[b*t*d:], d)
 	}
 	l.out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 	kernels.Add(h, h, ws.tmp)
+	if rec != nil {
+		rec.n1, rec.qkv, rec.ctx, rec.h1 = clone(ws.x), clone(ws.qkv), clone(ws.ctx), clone(h)
+	}
 
 	// x = x + fc2(act(fc1(LN2(x))))
 	l.norm2.forward(ws.x, h, rows)
 	l.fc1.Forward(ws.mid, ws.x, rows, c.Act)
 	l.fc2.Forward(ws.tmp, ws.mid, rows, kernels.ActNone)
 	kernels.Add(h, h, ws.tmp)
+	if rec != nil {
+		rec.n2, rec.mid = clone(ws.x), clone(ws.mid)
+	}
 }
+
+// attentionParams are the encoder's self-attention settings.
+func attentionParams(c Config) kernels.AttentionParams {
+	hd := c.HiddenSize / c.NumHeads
+	return kernels.AttentionParams{Heads: c.NumHeads, HeadDim: hd, Scale: float32(1 / math.Sqrt(float64(hd)))}
+}
+
+func clone(x []float32) []float32 { return append([]float32(nil), x...) }
 
 // forward normalises rows rows of x (D wide) into out (may alias x).
 func (n *layerNorm) forward(out, x []float32, rows int) {
