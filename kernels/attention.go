@@ -387,6 +387,14 @@ type attnKV struct {
 	bias     []float32
 }
 
+// The two-query kernels of the assembly path: the AVX2 ones, or on CPUs
+// with AVX-512 the zmm versions, which give the same bits (see
+// attention_avx512_amd64.s).
+var (
+	attnDots2 = attnDotsT2AVX2
+	attnAxpy2 = attnAxpy2AVX2
+)
+
 // attnLimit is the number of keys query i may see.
 func attnLimit(p *AttentionParams, s *AttentionSeq, i int) int {
 	if p.Causal {
@@ -428,13 +436,13 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 				n1 := min(bk, attnLimit(p, s, i+1)-kb) // ≥ n
 				q1 := s.Q[(i+1)*s.LDQ+col : (i+1)*s.LDQ+col+d]
 				o1 := sc.o[(r+1)*d : (r+1)*d+d]
-				attnDotsT2AVX2(&sc.s[0], &sc.s2[0], &qi[0], &q1[0], &kv.kt[kb*d], d, (n1+7)/8, p.Scale, bp)
+				attnDots2(&sc.s[0], &sc.s2[0], &qi[0], &q1[0], &kv.kt[kb*d], d, (n1+7)/8, p.Scale, bp)
 				sv0, sv1 := sc.s[:n], sc.s2[:n1]
 				a0 := sc.softmaxStep(r, sv0, o)
 				a1 := sc.softmaxStep(r+1, sv1, o1)
 				switch {
 				case a0 && a1:
-					attnAxpy2AVX2(&o[0], &o1[0], &sv0[0], &sv1[0], &vblk[0], kv.ldv, n, d)
+					attnAxpy2(&o[0], &o1[0], &sv0[0], &sv1[0], &vblk[0], kv.ldv, n, d)
 					if n1 > n {
 						attnAxpyAVX2(&o1[0], &sv1[n], &vblk[n*kv.ldv], kv.ldv, n1-n, d)
 					}

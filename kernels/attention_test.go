@@ -478,3 +478,54 @@ func TestAttentionBadInput(t *testing.T) {
 		}()
 	}
 }
+
+// TestAttentionWideKernelsSameBits: the AVX-512 two-query kernels (where
+// the CPU has them) give the same bits as the AVX2 ones.
+func TestAttentionWideKernelsSameBits(t *testing.T) {
+	if !hasAVX2FMA {
+		t.Skip("no assembly kernels")
+	}
+	d2, a2 := attnDots2, attnAxpy2
+	defer func() { attnDots2, attnAxpy2 = d2, a2 }()
+	rng := rand.New(rand.NewPCG(11, 12))
+	randMat := func(_ *rand.Rand, n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	for _, c := range []struct {
+		heads, hd, qLen, kLen int
+		causal, bias          bool
+	}{
+		{12, 64, 577, 577, false, false}, {2, 8, 5, 9, false, true}, {3, 24, 17, 130, true, false},
+		{4, 40, 66, 66, true, true}, {1, 16, 2, 1, false, false}, {2, 72, 9, 200, false, true},
+	} {
+		d := c.heads * c.hd
+		q, k, v := randMat(rng, c.qLen*d), randMat(rng, c.kLen*d), randMat(rng, c.kLen*d)
+		p := AttentionParams{Heads: c.heads, HeadDim: c.hd, Scale: 0.125, Causal: c.causal}
+		if c.bias {
+			p.KeyBias = make([]float32, c.kLen)
+			for j := range p.KeyBias {
+				if j%3 == 1 {
+					p.KeyBias[j] = -10000
+				}
+			}
+		}
+		run := func() []float32 {
+			out := make([]float32, c.qLen*d)
+			Attention(p, q, c.qLen, d, k, d, v, d, c.kLen, out, d)
+			return out
+		}
+		wide := run()
+		attnDots2, attnAxpy2 = attnDotsT2AVX2, attnAxpy2AVX2
+		narrow := run()
+		attnDots2, attnAxpy2 = d2, a2
+		for i := range wide {
+			if math.Float32bits(wide[i]) != math.Float32bits(narrow[i]) {
+				t.Fatalf("%+v: element %d: %v with the current kernels, %v with AVX2", c, i, wide[i], narrow[i])
+			}
+		}
+	}
+}

@@ -16,6 +16,12 @@ func kern12x32(np, k int, a *float32, astride int, b *float32, bstride int, p *f
 func peakFMA512(iters int) float32
 
 //go:noescape
+func attnDotsT2AVX512(s0, s1, q0, q1, kt *float32, d, groups int, scale float32, bias *float32)
+
+//go:noescape
+func attnAxpy2AVX512(o0, o1, p0, p1, v *float32, ldv, n, d int)
+
+//go:noescape
 func gemv4(k int, x, b *float32, stride int, out *float32)
 
 //go:noescape
@@ -54,6 +60,8 @@ func init() {
 	if hasAVX512 {
 		microKernel2 = kern12x32
 		peakLoop = peakFMA512
+		attnDots2 = attnDotsT2AVX512
+		attnAxpy2 = attnAxpy2AVX512
 		kernelName = "avx512 12x32 + avx2-fma 6x16"
 	}
 	packB16T = func(k int, src []float32, ld int, dst []float32) int {
