@@ -3,8 +3,11 @@ package blip
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 	"github.com/glimpse-vlm/glimpse/text/tokenizer"
@@ -29,9 +32,11 @@ const BaseCaptionConfig = `{
 // NewRandomCaption builds a BlipForConditionalGeneration of the given
 // config.json with random weights (normal, σ 0.02; LayerNorms 1 and 0)
 // drawn from seed, without any file: for benchmarks and tests of real
-// model sizes. Every tensor is a view of one shared random pool (as large
-// as the largest tensor; the model keeps its own packed copies), so memory
-// stays near the model's own size. The model gets a synthetic WordPiece
+// model sizes. Each tensor's values depend only on its name and seed, and
+// are generated when the model packs or copies that tensor
+// (checkpoint.FromFunc), so building the model never holds more of the
+// fp32 source than the tensor being packed: memory stays near the model's
+// own size. The model gets a synthetic WordPiece
 // vocabulary ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]" at BERT's ids,
 // "w<id>" elsewhere, "[DEC]" at bos_token_id) and BLIP's image processor at
 // vision_config.image_size, so EncodeImage, Tokenize and Caption work.
@@ -65,7 +70,7 @@ func NewRandomCaption(configJSON []byte, seed uint64) (*CaptionModel, error) {
 }
 
 // randomWeights names every tensor a BlipForConditionalGeneration of cfg
-// needs, as views of one random pool.
+// needs, each generated on demand from seed and its name.
 func randomWeights(cfg Config, seed uint64) *checkpoint.Checkpoint {
 	type spec struct {
 		name  string
@@ -118,49 +123,55 @@ func randomWeights(cfg Config, seed uint64) *checkpoint.Checkpoint {
 	add("text_decoder.cls.predictions.decoder.weight", t.VocabSize, h)
 	add("text_decoder.cls.predictions.bias", t.VocabSize)
 
-	size := func(shape []int) int {
-		n := 1
-		for _, x := range shape {
-			n *= x
-		}
-		return n
-	}
-	largest, largestNorm := 0, 0
+	ts := make(map[string]checkpoint.GenTensor, len(specs))
 	for _, s := range specs {
-		if s.fill == random {
-			largest = max(largest, size(s.shape))
-		} else {
-			largestNorm = max(largestNorm, size(s.shape))
-		}
-	}
-	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
-	pool := make([]float32, largest+(1<<16)+1)
-	for i := range pool {
-		pool[i] = float32(rng.NormFloat64() * 0.02)
-	}
-	ones := make([]float32, largestNorm)
-	for i := range ones {
-		ones[i] = 1
-	}
-	zeros := make([]float32, largestNorm)
-	ts := make(map[string]checkpoint.MemTensor, len(specs))
-	off := 0
-	for _, s := range specs {
-		n := size(s.shape)
-		var data []float32
+		var fill func([]float32)
 		switch s.fill {
-		case 1:
-			data = ones[:n:n]
-		case 0:
-			data = zeros[:n:n]
+		case 1, 0:
+			v := s.fill
+			fill = func(dst []float32) {
+				for i := range dst {
+					dst[i] = v
+				}
+			}
 		default:
-			room := len(pool) - n
-			off = (off + 7919) % (room + 1) // a different view per tensor
-			data = pool[off : off+n : off+n]
+			fill = normalFill(seed, s.name)
 		}
-		ts[s.name] = checkpoint.MemTensor{Shape: s.shape, Data: data}
+		ts[s.name] = checkpoint.GenTensor{Shape: s.shape, Fill: fill}
 	}
-	return checkpoint.FromFloat32(ts)
+	return checkpoint.FromFunc(ts)
+}
+
+// randomChunk is how many values of a tensor one random stream draws:
+// chunks are filled in parallel, each from its own stream, so the values
+// do not depend on the number of threads.
+const randomChunk = 1 << 16
+
+// normalFill returns a filler of N(0, 0.02²) values that depend only on
+// seed, the tensor's name and the position.
+func normalFill(seed uint64, name string) func([]float32) {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	key := h.Sum64()
+	return func(dst []float32) {
+		chunks := (len(dst) + randomChunk - 1) / randomChunk
+		workers := min(runtime.GOMAXPROCS(0), chunks)
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := w; c < chunks; c += workers {
+					rng := rand.New(rand.NewPCG(seed^key, uint64(c)^0x5bd1e995))
+					part := dst[c*randomChunk : min((c+1)*randomChunk, len(dst))]
+					for i := range part {
+						part[i] = float32(rng.NormFloat64() * 0.02)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
 }
 
 // syntheticTokenizer is a BERT WordPiece tokenizer over vocab "w<id>"
