@@ -15,11 +15,11 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 	d := DefaultDemoOptions("")
 	out := fs.String("out", "", "output folder (gets caption/, vqa/ and retrieval/)")
 	fs.Uint64Var(&d.Seed, "seed", d.Seed, "training seed")
-	fs.IntVar(&d.CaptionSteps, "caption-steps", d.CaptionSteps, "captioner optimiser steps")
+	fs.IntVar(&d.CaptionSteps, "caption-steps", d.CaptionSteps, "captioner optimiser steps (any step or --lr flag: one stage per model instead of the default schedule)")
 	fs.IntVar(&d.VQASteps, "vqa-steps", d.VQASteps, "VQA optimiser steps")
 	fs.IntVar(&d.RetrievalSteps, "retrieval-steps", d.RetrievalSteps, "retrieval optimiser steps")
 	fs.IntVar(&d.Batch, "batch", d.Batch, "scenes per step")
-	fs.Float64Var(&d.LR, "lr", d.LR, "peak learning rate (AdamW, linear warm-up, cosine decay)")
+	fs.Float64Var(&d.LR, "lr", d.LR, "peak learning rate of the one-stage schedule (AdamW, linear warm-up, cosine decay)")
 	fs.IntVar(&d.LogEvery, "log-every", d.LogEvery, "log the loss every N steps")
 	fs.StringVar(&d.CaptionDir, "caption", "", "use this trained captioner folder instead of training one (with --only caption: continue training it)")
 	fs.StringVar(&d.VQADir, "vqa", "", "continue training this VQA model folder")
@@ -42,6 +42,14 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "train demo: --only %q: use caption, vqa or retrieval\n", d.Only)
 		return 2
 	}
+	// Any of the step or rate flags replaces the default schedule (the
+	// chain of stages that made the shipped models) by one stage per model.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "caption-steps", "vqa-steps", "retrieval-steps", "lr":
+			d.Schedule = nil
+		}
+	})
 	d.Out, d.Half, d.Log, d.AuxWeight = *out, !*f32, stdout, float32(*aux)
 	res, err := TrainDemo(d)
 	if err != nil {

@@ -21,10 +21,58 @@ func DemoConfig(vocab int) Config {
 	}
 }
 
+// Stage is one run of a model's training: a fresh AdamW (weight decay
+// 0.01) with linear warm-up over Steps/20 steps to LR and cosine decay to
+// LR/20 at Steps, stopped after Stop steps (0: all Steps).
+type Stage struct {
+	Steps int
+	LR    float64
+	Stop  int
+}
+
+// run is the number of steps the stage runs.
+func (s Stage) run() int {
+	if s.Stop > 0 && s.Stop < s.Steps {
+		return s.Stop
+	}
+	return s.Steps
+}
+
+// Schedule lists each model's stages, run in order, each continuing the
+// previous one's weights with a fresh optimiser; every stage draws new
+// training scenes.
+type Schedule struct {
+	Caption, VQA, Retrieval []Stage
+}
+
+// DemoSchedule is the recipe of `glimpse train demo` without flags: the
+// chain of runs (optimiser restarts included) that made the shipped models
+// (demo/README.md), 14000 + 11000 + 6500 steps of batch 16.
+func DemoSchedule() Schedule {
+	return Schedule{
+		Caption:   []Stage{{Steps: 3000, LR: 2e-3}, {Steps: 4000, LR: 1e-3}, {Steps: 4000, LR: 1e-3}, {Steps: 4000, LR: 7e-4, Stop: 3000}},
+		VQA:       []Stage{{Steps: 3000, LR: 1e-3}, {Steps: 4000, LR: 1e-3}, {Steps: 4000, LR: 7e-4}},
+		Retrieval: []Stage{{Steps: 2500, LR: 1e-3}, {Steps: 2000, LR: 7e-4}, {Steps: 2000, LR: 5e-4}},
+	}
+}
+
+// steps is the total number of steps of stages.
+func steps(stages []Stage) int {
+	n := 0
+	for _, s := range stages {
+		n += s.run()
+	}
+	return n
+}
+
 // DemoOptions control TrainDemo.
 type DemoOptions struct {
-	Out                                    string // parent folder: Out/caption, Out/vqa, Out/retrieval
-	Seed                                   uint64
+	Out  string // parent folder: Out/caption, Out/vqa, Out/retrieval
+	Seed uint64
+	// Schedule, if not nil, gives every model's stages; otherwise each
+	// model trains in one stage of CaptionSteps, VQASteps or
+	// RetrievalSteps steps at peak rate LR.
+	Schedule                               *Schedule
 	CaptionSteps, VQASteps, RetrievalSteps int
 	Batch                                  int
 	LR                                     float64
@@ -57,11 +105,27 @@ type DemoOptions struct {
 	Workers int
 }
 
-// DefaultDemoOptions are the settings of `glimpse train demo`: one run
-// that trains models of the shipped models' quality (see demo/README.md).
+// DefaultDemoOptions are the settings of `glimpse train demo` without
+// flags: the DemoSchedule recipe that made the shipped models (see
+// demo/README.md).
 func DefaultDemoOptions(out string) DemoOptions {
-	return DemoOptions{Out: out, Seed: 1, CaptionSteps: 12000, VQASteps: 7000, RetrievalSteps: 2500, Batch: 16, LR: 1.5e-3,
-		Half: true, LogEvery: 100, Negatives: 3, Workers: 2, AuxWeight: 0.5}
+	sc := DemoSchedule()
+	return DemoOptions{Out: out, Seed: 1, Schedule: &sc, CaptionSteps: steps(sc.Caption), VQASteps: steps(sc.VQA), RetrievalSteps: steps(sc.Retrieval),
+		Batch: 16, LR: 1e-3, Half: true, LogEvery: 100, Negatives: 3, Workers: 2, AuxWeight: 0.5}
+}
+
+// schedule returns the stages to run.
+func (o DemoOptions) schedule() Schedule {
+	if o.Schedule != nil {
+		return *o.Schedule
+	}
+	one := func(n int) []Stage {
+		if n <= 0 {
+			return nil
+		}
+		return []Stage{{Steps: n, LR: o.LR}}
+	}
+	return Schedule{Caption: one(o.CaptionSteps), VQA: one(o.VQASteps), Retrieval: one(o.RetrievalSteps)}
 }
 
 // StepLog is one logged training step.
@@ -93,6 +157,14 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 	if o.Batch <= 0 {
 		return nil, fmt.Errorf("train: batch %d, must be ≥ 1", o.Batch)
 	}
+	sched := o.schedule()
+	for _, st := range [][]Stage{sched.Caption, sched.VQA, sched.Retrieval} {
+		for _, s := range st {
+			if s.Steps <= 0 || s.LR <= 0 || s.Stop < 0 {
+				return nil, fmt.Errorf("train: stage %+v: steps and learning rate must be positive", s)
+			}
+		}
+	}
 	res := &DemoResult{Dirs: map[string]string{}, Losses: map[string][]float64{}}
 	// Scenes of the three stages come from disjoint train-seed ranges.
 	scene := func(stage, step, i int) *demo.Scene {
@@ -117,8 +189,8 @@ func TrainDemo(o DemoOptions) (*DemoResult, error) {
 	trainCaption := (o.CaptionDir == "" || o.Only == "caption") && want("caption")
 	capDir := filepath.Join(o.Out, "caption")
 	o.save = func(m *Model) error { return m.Save(capDir, o.Half) }
-	if trainCaption && o.CaptionSteps > 0 {
-		losses, err := loop(capm, "caption", o, o.CaptionSteps, start, func(m *Model, step, i int) (float64, error) {
+	if trainCaption && len(sched.Caption) > 0 {
+		losses, err := stages(capm, "caption", o, sched.Caption, start, func(m *Model, step, i int) (float64, error) {
 			s := scene(0, step, i)
 			return m.CaptionLossAux(m.Pixels(s.Render()), s.Caption(), o.aux(s, cfg), 1/float32(o.Batch))
 		})
@@ -167,8 +239,8 @@ func trainVQA(o DemoOptions, cfg Config, files map[string][]byte, capm *Model, s
 		copyParams(vqa, capm, "text_decoder.")
 	}
 	vqa.FreezeVision(o.FreezeVisionAfterCaption)
-	if o.VQASteps > 0 {
-		losses, err := loop(vqa, "vqa", o, o.VQASteps, start, func(m *Model, step, i int) (float64, error) {
+	if st := o.schedule().VQA; len(st) > 0 {
+		losses, err := stages(vqa, "vqa", o, st, start, func(m *Model, step, i int) (float64, error) {
 			s := scene(1, step, i)
 			qas := s.QAs()
 			r := rand.New(rand.NewPCG(s.Seed, 77))
@@ -201,8 +273,8 @@ func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Mo
 		copyParams(ret, capm, "vision_model.")
 	}
 	ret.FreezeVision(o.FreezeVisionAfterCaption)
-	if o.RetrievalSteps > 0 {
-		losses, err := loop(ret, "retrieval", o, o.RetrievalSteps, start, func(m *Model, step, i int) (float64, error) {
+	if st := o.schedule().Retrieval; len(st) > 0 {
+		losses, err := stages(ret, "retrieval", o, st, start, func(m *Model, step, i int) (float64, error) {
 			s := scene(2, step, i)
 			return m.RetrievalLossAux(m.Pixels(s.Render()), s.Caption(), s.Negatives(o.Negatives, uint64(step)), o.aux(s, cfg), 1/float32(o.Batch), 0.07)
 		})
@@ -227,13 +299,35 @@ func copyParams(dst, src *Model, prefix string) {
 	dst.master.Touch()
 }
 
-// loop runs steps optimiser steps of o.Batch samples each and returns the
-// mean loss of every step. With o.Workers > 1 the samples of a step are
-// spread over replicas that share the weights and keep their own
-// gradients (sample i on replica i mod Workers), summed in replica order:
-// results depend on Workers, never on scheduling.
-func loop(m *Model, name string, o DemoOptions, steps int, start time.Time, sample func(m *Model, step, i int) (float64, error)) ([]float64, error) {
-	opt := NewAdamW(o.LR, 0.01, max(1, steps/20), steps)
+// stages runs the stages in order (a fresh optimiser each; the step
+// number given to sample keeps counting, so every stage draws new scenes)
+// and returns the mean loss of every step.
+func stages(m *Model, name string, o DemoOptions, st []Stage, start time.Time, sample func(m *Model, step, i int) (float64, error)) ([]float64, error) {
+	var all []float64
+	off := 0
+	for k, s := range st {
+		label := name
+		if len(st) > 1 {
+			label = fmt.Sprintf("%s stage %d/%d (%d steps @ %g)", name, k+1, len(st), s.run(), s.LR)
+		}
+		losses, err := loop(m, label, o, s, start, func(m *Model, step, i int) (float64, error) { return sample(m, off+step, i) })
+		all = append(all, losses...)
+		if err != nil {
+			return all, err
+		}
+		off += s.run()
+	}
+	return all, nil
+}
+
+// loop runs one stage: stage.run() optimiser steps of o.Batch samples each,
+// and returns the mean loss of every step. With o.Workers > 1 the samples
+// of a step are spread over replicas that share the weights and keep
+// their own gradients (sample i on replica i mod Workers), summed in
+// replica order: results depend on Workers, never on scheduling.
+func loop(m *Model, name string, o DemoOptions, stage Stage, start time.Time, sample func(m *Model, step, i int) (float64, error)) ([]float64, error) {
+	opt := NewAdamW(stage.LR, 0.01, max(1, stage.Steps/20), stage.Steps)
+	steps := stage.run()
 	reps := []*Model{m}
 	for k := 1; k < o.Workers; k++ {
 		reps = append(reps, m.replica())

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/glimpse-vlm/glimpse/demo"
@@ -365,5 +366,54 @@ func TestWorldVocabulary(t *testing.T) {
 				t.Fatalf("decode(encode(%q)) = %q", text, got)
 			}
 		}
+	}
+}
+
+// A schedule runs its stages in order, each with a fresh optimiser (its
+// own warm-up) and new scenes, and stops a stage at Stop; the default
+// schedule is the documented chain of the shipped models.
+func TestStages(t *testing.T) {
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	cfg := tinyConfig(VocabSize(files))
+	sc := Schedule{Caption: []Stage{{Steps: 3, LR: 1e-3}, {Steps: 4, LR: 2e-3, Stop: 2}}}
+	var log strings.Builder
+	o := DemoOptions{Out: t.TempDir(), Seed: 3, Schedule: &sc, Batch: 2, Config: &cfg, Only: "caption", Workers: 1, Log: &log, LogEvery: 1}
+	res, err := TrainDemo(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(res.Losses["caption"]); n != 5 {
+		t.Fatalf("%d steps, want 3 + 2", n)
+	}
+	for _, want := range []string{"stage 1/2 (3 steps @ 0.001) step 1/3 loss", "stage 2/2 (2 steps @ 0.002) step 1/2 loss"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+	// The second stage restarts the schedule: after the first stage decayed,
+	// its first step runs at its own peak (warm-up of 1 step).
+	for _, line := range strings.Split(log.String(), "\n") {
+		if strings.Contains(line, "stage 1/2 (3 steps @ 0.001) step 3/3") && !strings.Contains(line, "lr 5.25e-04") {
+			t.Errorf("first stage's last step is not half-way down its cosine: %s", line)
+		}
+		if strings.Contains(line, "stage 2/2 (2 steps @ 0.002) step 1/2") && !strings.Contains(line, "lr 2.00e-03") {
+			t.Errorf("second stage does not restart at its peak rate: %s", line)
+		}
+	}
+	d := DefaultDemoOptions("x")
+	for _, tc := range []struct {
+		name       string
+		got, steps int
+	}{
+		{"caption", d.CaptionSteps, 3000 + 4000 + 4000 + 3000},
+		{"vqa", d.VQASteps, 3000 + 4000 + 4000},
+		{"retrieval", d.RetrievalSteps, 2500 + 2000 + 2000},
+	} {
+		if tc.got != tc.steps {
+			t.Errorf("default %s schedule has %d steps, the documented chain %d", tc.name, tc.got, tc.steps)
+		}
+	}
+	if d.Schedule == nil || d.Schedule.Caption[3].Stop != 3000 {
+		t.Errorf("default schedule %+v", d.Schedule)
 	}
 }
