@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/glimpse-vlm/glimpse/internal/engine"
 )
 
 // DefaultAddr is the loopback address `glimpse serve` listens on when no
@@ -47,8 +49,11 @@ type Config struct {
 	// MaxBatch is how many caption/answer requests may decode at once per
 	// model; their decoding steps run as one batch (--max-batch).
 	MaxBatch int `json:"max_batch" yaml:"max_batch"`
-	// KVCacheBytes bounds the KV-cache memory of the requests decoding on
-	// one model; requests beyond it wait in the queue (--kv-cache-bytes).
+	// KVCacheBytes bounds the memory the live caption/answer requests of
+	// one model hold (KV caches, cross-attention keys and values, image
+	// states); requests beyond it wait in the queue, and one that alone
+	// needs more is refused (--kv-cache-bytes, default 192 MiB:
+	// engine.DefaultKVBudget).
 	KVCacheBytes int64 `json:"kv_cache_bytes" yaml:"kv_cache_bytes"`
 	// MaxMessageBytes caps a received message (--max-message-bytes).
 	MaxMessageBytes int `json:"max_message_bytes" yaml:"max_message_bytes"`
@@ -130,7 +135,7 @@ func DefaultConfig() Config {
 		MaxConcurrent:       2,
 		MaxQueue:            64,
 		MaxBatch:            64,
-		KVCacheBytes:        1 << 30,
+		KVCacheBytes:        engine.DefaultKVBudget,
 		MaxMessageBytes:     32 << 20,
 		MaxImagesPerRequest: 8,
 		MaxImageBytes:       20 << 20,
@@ -359,7 +364,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "requests running at once")
 	fs.IntVar(&c.MaxQueue, "max-queue", c.MaxQueue, "requests waiting for a slot before RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "caption/answer requests decoding together per model (one batch per step)")
-	fs.Var(bytesFlag{&c.KVCacheBytes}, "kv-cache-bytes", "KV-cache memory per model for decoding requests (bytes, or e.g. 1GiB)")
+	fs.Var(bytesFlag{&c.KVCacheBytes}, "kv-cache-bytes", "memory per model for the live caption/answer requests: KV caches, cross-attention keys/values, image states (bytes, or e.g. 512MiB)")
 	fs.Var(intBytesFlag{&c.MaxMessageBytes}, "max-message-bytes", "largest request message (bytes, or e.g. 32MiB)")
 	fs.IntVar(&c.MaxImagesPerRequest, "max-images", c.MaxImagesPerRequest, "images per request")
 	fs.Var(bytesFlag{&c.MaxImageBytes}, "max-image-bytes", "largest encoded image (bytes, or e.g. 20MiB)")

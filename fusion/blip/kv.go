@@ -4,16 +4,28 @@ import "github.com/glimpse-vlm/glimpse/fusion"
 
 // kvBytes is the KV cache a request holds at most: rows sequences of up to
 // positions tokens (keys and values of every layer) plus the cross-attention
-// keys and values over encLen encoder states.
+// keys and values over encLen encoder states. The self-attention caches
+// grow by appending, so their capacity may run past their length (Go's
+// growth: a quarter plus a constant, rounded to size classes): half the
+// length again is counted for it.
 func kvBytes(layers, hidden, rows, positions, encLen int) int64 {
 	self := int64(rows) * int64(positions) * int64(2*layers*hidden) * 4
 	cross := int64(encLen) * int64(2*layers*hidden) * 4
-	return self + cross
+	return self + self/2 + cross
 }
 
-// KVBytes estimates the KV cache memory of a caption request whose
-// decoder prompt has promptTokens tokens (at least the start token), for
-// the server's memory accounting; 0 if the options are invalid.
+// imageStateBytes is the memory of one encoded image a request holds while
+// it decodes (fusion.ImageState.Bytes).
+func (b *base) imageStateBytes() int64 {
+	return int64(b.vision.Tokens())*int64(b.cfg.Vision.HiddenSize)*4 + 64
+}
+
+// KVBytes estimates the memory a caption request holds while it is live,
+// for the server's memory accounting: the self-attention KV caches of its
+// sequences (beams) for a decoder prompt of promptTokens tokens (at least
+// the start token) plus max_new_tokens, the cross-attention keys and
+// values over the image, and the image state itself; 0 if the options are
+// invalid.
 func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	promptTokens = max(promptTokens, 1)
 	cfg, err := m.DecodeConfig(opts, promptTokens)
@@ -21,12 +33,14 @@ func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) in
 		return 0
 	}
 	t := m.cfg.Text
-	return kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens, m.vision.Tokens())
+	return kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens, m.vision.Tokens()) + m.imageStateBytes()
 }
 
-// KVBytes estimates the KV cache memory of a question of promptTokens
-// tokens: the question encoder's pass and the answer decoder's caches and
-// cross-attention over the question; 0 if the options are invalid.
+// KVBytes estimates the memory a question of promptTokens tokens holds
+// while it is live: the image state, the question encoder's pass (its
+// caches and cross-attention over the image) and the answer decoder's
+// caches and cross-attention over the question; 0 if the options are
+// invalid.
 func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	promptTokens = max(promptTokens, 1)
 	cfg, err := m.DecodeConfig(opts)
@@ -35,7 +49,7 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 	}
 	t := m.cfg.Text
 	enc := kvBytes(t.NumLayers, t.HiddenSize, 1, promptTokens, m.vision.Tokens())
-	return enc + kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens, promptTokens)
+	return enc + kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens, promptTokens) + m.imageStateBytes()
 }
 
 // BatchStats returns the decoding steps run by the model's iteration-level
