@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -22,6 +23,8 @@ import (
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/fusion/blip"
 	"github.com/glimpse-vlm/glimpse/internal/defaultmodels"
+	"github.com/glimpse-vlm/glimpse/internal/engine"
+	"github.com/glimpse-vlm/glimpse/kernels"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 	"github.com/glimpse-vlm/glimpse/server"
 )
@@ -38,16 +41,25 @@ type benchLevel struct {
 
 // benchServeResult is `glimpse bench serve --json`.
 type benchServeResult struct {
-	Model         string       `json:"model"`
-	MaxNewTokens  int          `json:"max_new_tokens"`
-	ImageSize     int          `json:"image_size"`
-	VisionMsB1    float64      `json:"vision_ms_b1"`
-	VisionMsB8    float64      `json:"vision_ms_b8"`
-	TTFTMs        float64      `json:"ttft_ms"`
-	TokenMsB1     float64      `json:"token_ms_b1"`
-	Caption20MsB1 float64      `json:"caption20_ms_b1"`
-	Concurrency   []benchLevel `json:"concurrency"`
-	PeakRSSMB     float64      `json:"peak_rss_mb"`
+	Model         string  `json:"model"`
+	MaxNewTokens  int     `json:"max_new_tokens"`
+	ImageSize     int     `json:"image_size"`
+	VisionMsB1    float64 `json:"vision_ms_b1"`
+	VisionMsB8    float64 `json:"vision_ms_b8"`
+	TTFTMs        float64 `json:"ttft_ms"`
+	TokenMsB1     float64 `json:"token_ms_b1"`
+	Caption20MsB1 float64 `json:"caption20_ms_b1"`
+	// Concurrent8MakespanMs is the time from starting 8 caption requests
+	// of different images at once until the last one ends.
+	Concurrent8MakespanMs float64      `json:"concurrent8_makespan_ms"`
+	Concurrency           []benchLevel `json:"concurrency"`
+	PeakRSSMB             float64      `json:"peak_rss_mb"`
+	// WeightsOffHeapMB is the packed weights held outside the Go heap;
+	// KVBudgetMB the engine's budget for live requests; GoMemoryLimitMB
+	// the Go runtime's soft memory limit (0: none).
+	WeightsOffHeapMB float64 `json:"weights_offheap_mb"`
+	KVBudgetMB       float64 `json:"kv_budget_mb"`
+	GoMemoryLimitMB  float64 `json:"go_memory_limit_mb"`
 	// MeanBatchRows is the mean number of sequences per decoding step over
 	// the concurrency levels (1 = no batching happened).
 	MeanBatchRows float64 `json:"mean_batch_rows,omitempty"`
@@ -66,8 +78,9 @@ func benchServe(e *env, args []string) error {
 	imgSize := fs.Int("image-size", 384, "side of the synthetic test images in pixels")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	maxBatch := fs.Int("max-batch", 64, "requests decoding together (the server's --max-batch)")
-	kvBytes := fs.Int64("kv-cache-bytes", 1<<30, "KV-cache budget of the model in bytes (the server's --kv-cache-bytes)")
-	gcPercent := fs.Int("gc-percent", 25, "Go GC target percentage while benchmarking, unless GOGC is set (the weights are a large pointer-free heap: the default 100 lets garbage grow to their size)")
+	kvBytes := fs.Int64("kv-cache-bytes", engine.DefaultKVBudget, "memory budget of the model's live requests in bytes: KV caches, cross-attention keys/values, image states (the server's --kv-cache-bytes)")
+	gcPercent := fs.Int("gc-percent", 0, "Go GC target percentage while benchmarking (0: Go's default or GOGC)")
+	noMemLimit := fs.Bool("no-memory-limit", false, "do not set the Go memory limit from the memory accounting (engine.SetMemoryLimit; GOMEMLIMIT, if set, always wins)")
 	pos, err := parse(fs, args, "")
 	if err != nil {
 		return err
@@ -132,6 +145,12 @@ func benchServe(e *env, args []string) error {
 	if err := srv.Load(ctx, nil); err != nil {
 		return err
 	}
+	// The packed weights live outside the Go heap; the heap holds what the
+	// engine accounts for (live requests, within --kv-cache-bytes) and
+	// little else, so the Go memory limit is set from that accounting.
+	if !*noMemLimit {
+		engine.SetMemoryLimit(*kvBytes + cfg.ImageCacheBytes)
+	}
 	lis, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
@@ -150,7 +169,7 @@ func benchServe(e *env, args []string) error {
 		imgs[i] = noiseImage(rng, *imgSize)
 	}
 	opts := &pb.GenerationOptions{MaxNewTokens: int32(*tokens), MinNewTokens: int32(*tokens)}
-	res := benchServeResult{Model: dir, MaxNewTokens: *tokens, ImageSize: *imgSize}
+	res := benchServeResult{Model: dir, MaxNewTokens: *tokens, ImageSize: *imgSize, KVBudgetMB: float64(*kvBytes) / (1 << 20)}
 
 	// Batch 1: latency, vision encode and decode timings (medians of 5).
 	var vision, lat, ttft, perTok []float64
@@ -191,6 +210,31 @@ func benchServe(e *env, args []string) error {
 			return err
 		}
 		res.VisionMsB8 = ms(time.Since(start))
+	}
+
+	// 8 captions of different images, all started at once: time until the
+	// last one ends.
+	{
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		startAll := make(chan struct{})
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-startAll
+				_, errs[i] = c.Caption(ctx, imgs[i], "", opts)
+			}()
+		}
+		start := time.Now()
+		close(startAll)
+		wg.Wait()
+		res.Concurrent8MakespanMs = ms(time.Since(start))
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
 	}
 	steps0, rows0 := batchStats(loaded)
 
@@ -242,6 +286,10 @@ func benchServe(e *env, args []string) error {
 		res.MeanBatchRows = float64(rows-rows0) / float64(steps-steps0)
 	}
 	res.PeakRSSMB = peakRSSMB()
+	res.WeightsOffHeapMB = float64(kernels.OffHeapBytes()) / (1 << 20)
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		res.GoMemoryLimitMB = float64(l) / (1 << 20)
+	}
 	if *asJSON {
 		return writeJSON(e.stdout, res)
 	}
@@ -251,7 +299,8 @@ func benchServe(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "vision encode, batch 8   %8.1f ms (%.1f ms per image)\n", res.VisionMsB8, res.VisionMsB8/8)
 	fmt.Fprintf(e.stdout, "time to first token      %8.1f ms\n", res.TTFTMs)
 	fmt.Fprintf(e.stdout, "per token, batch 1       %8.2f ms\n", res.TokenMsB1)
-	fmt.Fprintf(e.stdout, "%d-token caption, batch 1 %8.1f ms\n\n", res.MaxNewTokens, res.Caption20MsB1)
+	fmt.Fprintf(e.stdout, "%d-token caption, batch 1 %8.1f ms\n", res.MaxNewTokens, res.Caption20MsB1)
+	fmt.Fprintf(e.stdout, "8 concurrent captions    %8.1f ms until the last ends\n\n", res.Concurrent8MakespanMs)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "clients\trequests\treq/s\ttokens/s\tp50 ms\tp99 ms\t")
 	for _, l := range res.Concurrency {
@@ -260,7 +309,8 @@ func benchServe(e *env, args []string) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(e.stdout, "\nmean sequences per decoding step %.1f; peak RSS %.0f MB\n", res.MeanBatchRows, res.PeakRSSMB)
+	_, err = fmt.Fprintf(e.stdout, "\nmean sequences per decoding step %.1f; peak RSS %.0f MB (packed weights off the Go heap %.0f MB; live-request budget %.0f MB; Go memory limit %.0f MB)\n",
+		res.MeanBatchRows, res.PeakRSSMB, res.WeightsOffHeapMB, res.KVBudgetMB, res.GoMemoryLimitMB)
 	return err
 }
 
