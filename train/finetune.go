@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/glimpse-vlm/glimpse/fusion/blip"
 	"github.com/glimpse-vlm/glimpse/vision"
 )
 
@@ -71,6 +72,9 @@ type FinetuneOptions struct {
 	Half            bool
 	Log             io.Writer
 	LogEvery        int
+	// MaxMemory, if > 0, is a memory budget in bytes: Finetune refuses,
+	// before loading the model, when EstimateMemory exceeds it.
+	MaxMemory int64
 }
 
 // Finetune loads the BLIP folder o.Base, trains it on o.Data's records that
@@ -82,11 +86,14 @@ func Finetune(o FinetuneOptions) ([]float64, error) {
 	if o.Steps <= 0 || o.Batch <= 0 || o.LR <= 0 {
 		return nil, fmt.Errorf("train: finetune needs positive steps, batch and learning rate (got %d, %d, %g)", o.Steps, o.Batch, o.LR)
 	}
-	m, err := Load(o.Base)
+	recs, err := ReadRecords(o.Data)
 	if err != nil {
 		return nil, err
 	}
-	recs, err := ReadRecords(o.Data)
+	if err := checkMemory(o, len(recs)); err != nil {
+		return nil, err
+	}
+	m, err := Load(o.Base)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +178,39 @@ func Finetune(o FinetuneOptions) ([]float64, error) {
 	return losses, nil
 }
 
+// checkMemory estimates the run's memory from the base's config.json
+// (nothing of the model is loaded), logs it, and refuses a run over
+// o.MaxMemory.
+func checkMemory(o FinetuneOptions, images int) error {
+	raw, err := os.ReadFile(filepath.Join(o.Base, "config.json"))
+	if err != nil {
+		return fmt.Errorf("train: %w (a BLIP folder needs config.json)", err)
+	}
+	bc, err := blip.ParseConfig(raw)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if len(bc.Architectures) == 0 {
+		return fmt.Errorf("train: %s/config.json has no architectures", o.Base)
+	}
+	est, err := EstimateMemory(bc.Architectures[0], configOf(bc), o.FreezeVision, images)
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", o.Base, err)
+	}
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, "finetune %s: memory estimate %s\n", bc.Architectures[0], est)
+	}
+	if o.MaxMemory > 0 && est.Total() > o.MaxMemory {
+		hint := "--freeze-vision saves the vision encoder's AdamW moments; otherwise use a machine with more memory"
+		if o.FreezeVision {
+			hint = "use a machine with more memory"
+		}
+		return fmt.Errorf("train: fine-tuning %s needs about %s, over the --max-memory budget of %s (%s)",
+			o.Base, est, FormatBytes(o.MaxMemory), hint)
+	}
+	return nil
+}
+
 // RunFinetune is the `glimpse finetune` command: --base DIR --data
 // FILE.jsonl --out DIR. It returns the exit code (0 ok, 2 usage, 1
 // failure).
@@ -188,11 +228,20 @@ func RunFinetune(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.FreezeVision, "freeze-vision", false, "do not update the vision encoder")
 	fs.BoolVar(&o.Half, "f16", false, "store F16 weights")
 	fs.IntVar(&o.LogEvery, "log-every", 10, "log the loss every N steps")
+	maxMem := fs.String("max-memory", "", "refuse to start when the estimated memory exceeds this (e.g. 8GiB, 6G); empty: no limit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *maxMem != "" {
+		n, err := ParseBytes(*maxMem)
+		if err != nil {
+			fmt.Fprintf(stderr, "finetune: --max-memory: %v\n", err)
+			return 2
+		}
+		o.MaxMemory = n
+	}
 	if o.Base == "" || o.Data == "" || o.Out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: glimpse finetune --base DIR --data FILE.jsonl --out DIR [--steps N] [--batch N] [--lr X] [--freeze-vision] [--f16]")
+		fmt.Fprintln(stderr, "usage: glimpse finetune --base DIR --data FILE.jsonl --out DIR [--steps N] [--batch N] [--lr X] [--freeze-vision] [--f16] [--max-memory SIZE]")
 		return 2
 	}
 	o.Log = stdout

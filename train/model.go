@@ -116,20 +116,8 @@ func newModel(arch string, cfg Config, files map[string][]byte, seed uint64, raw
 	m := &Model{Arch: arch, Cfg: cfg, Params: NewParams(), files: files, rawConfig: rawConfig, net: &modules{}}
 	m.master = m.Params
 	ps := m.Params
-	addVision(ps, r, cfg.Vision)
-	switch arch {
-	case ArchCaption:
-		addText(ps, r, cfg.Text, cfg.Vision.Hidden, "text_decoder.bert.", "text_decoder.")
-	case ArchVQA:
-		addText(ps, r, cfg.Text, cfg.Vision.Hidden, "text_encoder.", "")
-		addText(ps, r, cfg.Text, cfg.Text.Hidden, "text_decoder.bert.", "text_decoder.")
-	case ArchRetrieval:
-		addText(ps, r, cfg.Text, cfg.Vision.Hidden, "text_encoder.", "")
-		addLinear(ps, r, "vision_proj", cfg.ProjDim, cfg.Vision.Hidden)
-		addLinear(ps, r, "text_proj", cfg.ProjDim, cfg.Text.Hidden)
-		addLinear(ps, r, "itm_head", 2, cfg.Text.Hidden)
-	default:
-		return nil, fmt.Errorf("train: unsupported architecture %q (supported: %s, %s, %s)", arch, ArchCaption, ArchVQA, ArchRetrieval)
+	if err := addArch(ps, r, arch, cfg); err != nil {
+		return nil, err
 	}
 	m.auxHead = addLinear(ps, r, "aux.patch_head", auxShapes+auxSizes, cfg.Vision.Hidden)
 	m.auxLayout = addLinear(ps, r, "aux.layout_head", auxLayouts, cfg.Vision.Hidden)
@@ -161,6 +149,27 @@ func newModel(arch string, cfg Config, files map[string][]byte, seed uint64, raw
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return m, nil
+}
+
+// addArch creates the tensors of arch (HF's names, from-scratch
+// initialisation), vision first.
+func addArch(ps *Params, r *rand.Rand, arch string, cfg Config) error {
+	addVision(ps, r, cfg.Vision)
+	switch arch {
+	case ArchCaption:
+		addText(ps, r, cfg.Text, cfg.Vision.Hidden, "text_decoder.bert.", "text_decoder.")
+	case ArchVQA:
+		addText(ps, r, cfg.Text, cfg.Vision.Hidden, "text_encoder.", "")
+		addText(ps, r, cfg.Text, cfg.Text.Hidden, "text_decoder.bert.", "text_decoder.")
+	case ArchRetrieval:
+		addText(ps, r, cfg.Text, cfg.Vision.Hidden, "text_encoder.", "")
+		addLinear(ps, r, "vision_proj", cfg.ProjDim, cfg.Vision.Hidden)
+		addLinear(ps, r, "text_proj", cfg.ProjDim, cfg.Text.Hidden)
+		addLinear(ps, r, "itm_head", 2, cfg.Text.Hidden)
+	default:
+		return fmt.Errorf("train: unsupported architecture %q (supported: %s, %s, %s)", arch, ArchCaption, ArchVQA, ArchRetrieval)
+	}
+	return nil
 }
 
 // check rejects sizes the models cannot have.
@@ -245,13 +254,7 @@ func Load(dir string) (*Model, error) {
 	if len(bc.Architectures) == 0 {
 		return nil, fmt.Errorf("train: %s/config.json has no architectures", dir)
 	}
-	cfg := Config{
-		Vision: VisionConfig{ImageSize: bc.Vision.ImageSize, PatchSize: bc.Vision.PatchSize, Hidden: bc.Vision.HiddenSize,
-			Layers: bc.Vision.NumLayers, Heads: bc.Vision.NumHeads, Intermediate: bc.Vision.IntermediateSize, Eps: bc.Vision.LayerNormEps},
-		Text: TextConfig{Vocab: bc.Text.VocabSize, Hidden: bc.Text.HiddenSize, Layers: bc.Text.NumLayers, Heads: bc.Text.NumHeads,
-			Intermediate: bc.Text.IntermediateSize, MaxPositions: bc.Text.MaxPositions, Eps: bc.Text.LayerNormEps},
-		ProjDim: bc.ImageTextHiddenSize,
-	}
+	cfg := configOf(bc)
 	files, err := readFolderFiles(dir)
 	if err != nil {
 		return nil, err
@@ -264,6 +267,17 @@ func Load(dir string) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// configOf returns the sizes of a parsed BLIP config.
+func configOf(bc blip.Config) Config {
+	return Config{
+		Vision: VisionConfig{ImageSize: bc.Vision.ImageSize, PatchSize: bc.Vision.PatchSize, Hidden: bc.Vision.HiddenSize,
+			Layers: bc.Vision.NumLayers, Heads: bc.Vision.NumHeads, Intermediate: bc.Vision.IntermediateSize, Eps: bc.Vision.LayerNormEps},
+		Text: TextConfig{Vocab: bc.Text.VocabSize, Hidden: bc.Text.HiddenSize, Layers: bc.Text.NumLayers, Heads: bc.Text.NumHeads,
+			Intermediate: bc.Text.IntermediateSize, MaxPositions: bc.Text.MaxPositions, Eps: bc.Text.LayerNormEps},
+		ProjDim: bc.ImageTextHiddenSize,
+	}
 }
 
 // readFolderFiles reads the tokenizer, preprocessor and generation files
@@ -337,6 +351,7 @@ func (m *Model) modules() (built, error) {
 		}
 		n.ck = checkpoint.FromFloat32(ts)
 	}
+	n.cur, n.built = built{}, false // let the previous build go before packing the next
 	var b built
 	var err error
 	c := m.blipCfg

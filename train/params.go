@@ -47,6 +47,8 @@ type Params struct {
 	// version counts changes of the weights (Touch); the serving modules
 	// are rebuilt when it moves.
 	version uint64
+	// dry parameters record names and shapes only (no values): sizing.
+	dry bool
 }
 
 // NewParams returns an empty set.
@@ -114,12 +116,16 @@ func (ps *Params) add(name string, shape []int, init func(i int) float32, noDeca
 	for _, s := range shape {
 		n *= s
 	}
-	p := &Param{Name: name, Shape: shape, W: make([]float32, n), G: make([]float32, n), NoDecay: noDecay}
+	p := &Param{Name: name, Shape: shape, NoDecay: noDecay}
+	ps.list = append(ps.list, p)
+	ps.byName[name] = p
+	if ps.dry {
+		return p
+	}
+	p.W, p.G = make([]float32, n), make([]float32, n)
 	for i := range p.W {
 		p.W[i] = init(i)
 	}
-	ps.list = append(ps.list, p)
-	ps.byName[name] = p
 	return p
 }
 
