@@ -46,6 +46,39 @@ func RunScene(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// LoadModels loads dir/caption, dir/vqa and dir/retrieval (a missing
+// folder is skipped: its model is nil) and returns them with a function
+// that closes them. It fails if none is there.
+func LoadModels(dir string) (Models, func(), error) {
+	var ms Models
+	var loaded []fusion.Model
+	closeAll := func() {
+		for _, m := range loaded {
+			m.Close()
+		}
+	}
+	for _, x := range []struct {
+		dst  *fusion.Model
+		name string
+	}{{&ms.Caption, "caption"}, {&ms.VQA, "vqa"}, {&ms.Retrieval, "retrieval"}} {
+		sub := filepath.Join(dir, x.name)
+		if _, err := os.Stat(sub); err != nil {
+			continue // a missing model is skipped
+		}
+		m, err := fusion.Load(sub)
+		if err != nil {
+			closeAll()
+			return Models{}, nil, err
+		}
+		loaded = append(loaded, m)
+		*x.dst = m
+	}
+	if len(loaded) == 0 {
+		return Models{}, nil, fmt.Errorf("%s has none of caption/, vqa/, retrieval/ (make them with `glimpse train demo --out %s`)", dir, dir)
+	}
+	return ms, closeAll, nil
+}
+
 // RunEval is the `glimpse demo eval` command: it evaluates the demo models
 // (--models DIR with caption/, vqa/, retrieval/; default the shipped ones)
 // on --scenes N held-out scenes (default 500; a missing model folder is
@@ -77,29 +110,12 @@ func RunEval(args []string, stdout, stderr io.Writer) int {
 		}
 		*dir = d
 	}
-	var ms Models
-	loaded := 0
-	for _, x := range []struct {
-		dst  *fusion.Model
-		name string
-	}{{&ms.Caption, "caption"}, {&ms.VQA, "vqa"}, {&ms.Retrieval, "retrieval"}} {
-		sub := filepath.Join(*dir, x.name)
-		if _, err := os.Stat(sub); err != nil {
-			continue // a missing model is skipped (its figure is −1)
-		}
-		m, err := fusion.Load(sub)
-		if err != nil {
-			fmt.Fprintf(stderr, "demo eval: %v\n", err)
-			return 1
-		}
-		defer m.Close()
-		*x.dst = m
-		loaded++
-	}
-	if loaded == 0 {
-		fmt.Fprintf(stderr, "demo eval: %s has none of caption/, vqa/, retrieval/ (make them with `glimpse train demo --out %s`)\n", *dir, *dir)
+	ms, closeAll, err := LoadModels(*dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "demo eval: %v\n", err)
 		return 1
 	}
+	defer closeAll()
 	rep, err := Eval(context.Background(), ms, *n)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"image"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,5 +129,42 @@ func TestRunSceneAndEvalUsage(t *testing.T) {
 	json.Unmarshal(b, &keys)
 	if len(keys) != 4 {
 		t.Fatalf("JSON report keys %v, want scenes, caption_all_attributes_correct, vqa_exact, match_top1", keys)
+	}
+}
+
+// Examples writes the scenes' pictures and the README section with every
+// model's outputs.
+func TestExamples(t *testing.T) {
+	dir := t.TempDir()
+	f := &fake{caption: "a small red circle", answer: "yes"}
+	md, err := Examples(context.Background(), Models{Caption: f, VQA: f, Retrieval: f}, 2, dir, "examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := HeldOut(1)
+	for _, want := range []string{
+		"#### ![](examples/heldout-0.png) held-out scene 0 (seed 1099511627776)",
+		"#### ![](examples/heldout-1.png) held-out scene 1 (seed 1099511627777)",
+		"- truth: \"" + s.Caption() + "\"",
+		"- caption: \"a small red circle\"",
+		"- Q: " + s.QAs()[0].Question + " → \"yes\" (truth \"" + s.QAs()[0].Answer + "\")",
+		"- match \"" + s.Caption() + "\": ITM 3.000",
+		"- match \"" + s.Negatives(9, 12345)[1] + "\": ITM 1.000",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("examples lack %q:\n%s", want, md)
+		}
+	}
+	for _, n := range []string{"heldout-0.png", "heldout-1.png"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Error(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := RunExamples(nil, &out, &errb); code != 2 {
+		t.Errorf("no --out: exit %d", code)
+	}
+	if code := RunExamples([]string{"--out", dir, "--models", t.TempDir()}, &out, &errb); code != 1 {
+		t.Errorf("empty models folder: exit %d", code)
 	}
 }
