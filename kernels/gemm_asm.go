@@ -16,6 +16,9 @@ func kern12x32(np, k int, a *float32, astride int, b *float32, bstride int, p *f
 func peakFMA512(iters int) float32
 
 //go:noescape
+func gemv8z(k int, x, b *float32, stride int, out *float32)
+
+//go:noescape
 func attnDotsT2AVX512(s0, s1, q0, q1, kt *float32, d, groups int, scale float32, bias *float32)
 
 //go:noescape
@@ -94,6 +97,11 @@ func init() {
 func gemvPanelsAsm(k int, x []float32, b []float32, q0, q1 int, out []float32) {
 	stride := k * nr
 	q := q0
+	if hasAVX512 {
+		for ; q+8 <= q1; q += 8 {
+			gemv8z(k, &x[0], &b[q*stride], stride, &out[(q-q0)*nr : (q-q0+8)*nr][0])
+		}
+	}
 	for ; q+4 <= q1; q += 4 {
 		gemv4(k, &x[0], &b[q*stride], stride, &out[(q-q0)*nr : (q-q0+4)*nr][0])
 	}

@@ -498,8 +498,9 @@ func TestPackLayouts(t *testing.T) {
 	}
 }
 
-// TestWideKernelSameBits: the two-panel micro-kernel (AVX-512 where the
-// CPU has it) gives the same bits as the 6×16 kernel alone, on shapes
+// TestWideKernelSameBits: the two-panel micro-kernel and the eight-panel
+// GEMV (AVX-512 where the CPU has it) give the same bits as the 6×16 and
+// AVX2 GEMV kernels alone, on shapes
 // that exercise odd row panels, odd column panels, edges, long K and beta.
 func TestWideKernelSameBits(t *testing.T) {
 	if microKernel2 == nil {
@@ -512,6 +513,7 @@ func TestWideKernelSameBits(t *testing.T) {
 	}{
 		{2, 32, 5, 1, 0}, {6, 32, 256, 1, 0}, {12, 64, 257, 1.5, 0.5}, {13, 47, 300, 1, 1},
 		{18, 96, 768, 1, 0}, {31, 200, 1100, -0.5, 2}, {197, 2304, 64, 1, 0}, {577, 80, 3072, 1, 0},
+		{1, 300, 700, 1, 0}, {1, 2304, 768, 0.5, 1}, // GEMV: eight-panel zmm kernel
 	} {
 		a, b := randMat(rng, s.m*s.k), randMat(rng, s.k*s.n)
 		c0 := randMat(rng, s.m*s.n)
@@ -524,10 +526,10 @@ func TestWideKernelSameBits(t *testing.T) {
 			return c1, c2
 		}
 		wide1, wide2 := run()
-		saved := microKernel2
-		microKernel2 = nil
+		saved, saved512 := microKernel2, hasAVX512
+		microKernel2, hasAVX512 = nil, false
 		narrow1, narrow2 := run()
-		microKernel2 = saved
+		microKernel2, hasAVX512 = saved, saved512
 		for i := range wide1 {
 			if math.Float32bits(wide1[i]) != math.Float32bits(narrow1[i]) || math.Float32bits(wide2[i]) != math.Float32bits(narrow2[i]) {
 				t.Fatalf("%dx%dx%d beta %v: element %d: wide kernel %v/%v, 6x16 kernel %v/%v",
