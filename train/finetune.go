@@ -86,11 +86,15 @@ func Finetune(o FinetuneOptions) ([]float64, error) {
 	if o.Steps <= 0 || o.Batch <= 0 || o.LR <= 0 {
 		return nil, fmt.Errorf("train: finetune needs positive steps, batch and learning rate (got %d, %d, %g)", o.Steps, o.Batch, o.LR)
 	}
+	bc, err := readConfig(o.Base)
+	if err != nil {
+		return nil, err
+	}
 	recs, err := ReadRecords(o.Data)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMemory(o, len(recs)); err != nil {
+	if err := checkMemory(o, bc, len(recs)); err != nil {
 		return nil, err
 	}
 	m, err := Load(o.Base)
@@ -178,21 +182,25 @@ func Finetune(o FinetuneOptions) ([]float64, error) {
 	return losses, nil
 }
 
-// checkMemory estimates the run's memory from the base's config.json
-// (nothing of the model is loaded), logs it, and refuses a run over
-// o.MaxMemory.
-func checkMemory(o FinetuneOptions, images int) error {
-	raw, err := os.ReadFile(filepath.Join(o.Base, "config.json"))
+// readConfig reads a BLIP folder's config.json.
+func readConfig(dir string) (blip.Config, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return fmt.Errorf("train: %w (a BLIP folder needs config.json)", err)
+		return blip.Config{}, fmt.Errorf("train: %w (a BLIP folder needs config.json)", err)
 	}
 	bc, err := blip.ParseConfig(raw)
 	if err != nil {
-		return fmt.Errorf("train: %w", err)
+		return bc, fmt.Errorf("train: %s: %w", dir, err)
 	}
 	if len(bc.Architectures) == 0 {
-		return fmt.Errorf("train: %s/config.json has no architectures", o.Base)
+		return bc, fmt.Errorf("train: %s/config.json has no architectures", dir)
 	}
+	return bc, nil
+}
+
+// checkMemory estimates the run's memory from the base's config (nothing
+// of the model is loaded), logs it, and refuses a run over o.MaxMemory.
+func checkMemory(o FinetuneOptions, bc blip.Config, images int) error {
 	est, err := EstimateMemory(bc.Architectures[0], configOf(bc), o.FreezeVision, images)
 	if err != nil {
 		return fmt.Errorf("train: %s: %w", o.Base, err)

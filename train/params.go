@@ -1,15 +1,22 @@
-// Package train trains and fine-tunes Hugging Face BLIP models in Go:
-// parameters with gradients, the three BLIP architectures' training
-// forwards (built from the same kernels the serving code runs, and checked
-// against the serving forward in tests), their backward passes
-// (kernels/backward.go), AdamW with linear warm-up and cosine decay,
-// global gradient-norm clipping, and a writer of standard HF checkpoint
-// folders (config.json, model.safetensors, tokenizer files,
-// preprocessor_config.json, generation_config.json).
+// Package train trains and fine-tunes Hugging Face BLIP models in Go.
 //
-// Everything is deterministic given a seed: parameters live in ordered
-// slices (never iterated through maps), and every reduction runs in a
-// fixed order.
+// There is no second model implementation: the forward passes are the
+// serving code's (vision/vit's Encoder, text/bert's Model, fusion/blip's
+// retrieval heads), built by the serving loaders from this package's fp32
+// master weights (an in-memory checkpoint over Params) and rebuilt after
+// every optimiser step. With a tape, those forwards record the activations
+// that their backward passes (next to them, on kernels/backward.go's
+// operations) need. This package keeps only what is training-specific:
+// parameters with gradients and AdamW moments (by HF tensor name), the
+// losses (captioning, VQA, ITM + ITC, a transient auxiliary vision head),
+// AdamW with linear warm-up and cosine decay, global gradient-norm
+// clipping, the demo data and schedule, fine-tuning, and a writer of
+// standard HF checkpoint folders (config.json, model.safetensors,
+// tokenizer files, preprocessor_config.json, generation_config.json).
+//
+// Everything is deterministic given a seed (and the number of workers):
+// parameters live in ordered slices (never iterated through maps), and
+// every reduction runs in a fixed order.
 package train
 
 import (
