@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
-	"github.com/glimpse-vlm/glimpse/internal/engine"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 )
 
