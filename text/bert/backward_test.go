@@ -129,7 +129,9 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		const h = 3e-3
-		near := func(num, got float64) bool { return math.Abs(num-got) <= 0.03*math.Max(math.Abs(num), math.Abs(got))+0.03 }
+		near := func(num, got float64) bool {
+			return math.Abs(num-got) <= 0.03*math.Max(math.Abs(num), math.Abs(got))+0.03
+		}
 		names := make([]string, 0, len(p.w))
 		for n := range p.w {
 			names = append(names, n)
