@@ -52,7 +52,7 @@ type Config struct {
 	// KVCacheBytes bounds the memory the live caption/answer requests of
 	// one model hold (KV caches, cross-attention keys and values, image
 	// states); requests beyond it wait in the queue, and one that alone
-	// needs more is refused (--kv-cache-bytes, default 192 MiB:
+	// needs more is refused (--kv-cache-bytes, default 128 MiB:
 	// engine.DefaultKVBudget).
 	KVCacheBytes int64 `json:"kv_cache_bytes" yaml:"kv_cache_bytes"`
 	// MaxMessageBytes caps a received message (--max-message-bytes).

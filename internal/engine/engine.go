@@ -67,13 +67,16 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// DefaultKVBudget is the default Config.KVBudget: 192 MiB, four live
-// 20-token captions of BLIP-base (46 MB each, 42 MB of which are the
-// cross-attention keys and values over the image), which keeps a
-// BLIP-base server with 64 clients near 1.25 GB of RSS on top of its
-// weights. Throughput on a few cores is bound by vision encoding, not by
-// how many requests decode together, so more live requests buy little.
-const DefaultKVBudget = 192 << 20
+// DefaultKVBudget is the default Config.KVBudget: 128 MiB, two live
+// 20-token captions of BLIP-base (44 MiB each, 40 of which are the
+// cross-attention keys and values over the image), which keeps
+// `glimpse bench serve` (BLIP-base, 64 clients over loopback gRPC, client
+// in the same process) under 1.3 GB of peak RSS with its 0.85 GiB of packed
+// weights. On a few cores throughput is bound by vision encoding, not by
+// how many requests decode together, so more live requests buy little
+// there; raise it (--kv-cache-bytes) on larger machines, and for long
+// beam searches (8 beams × 512 tokens of BLIP-base need 475 MiB).
+const DefaultKVBudget = 128 << 20
 
 // KVSizer is implemented by models that can say how many bytes a request
 // will hold at most while live: KV caches, cross-attention keys and values,
