@@ -150,5 +150,9 @@ func (b *base) loadText(prefix string, withHead bool) (*bert.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blip: %s: %w", b.arch, err)
 	}
+	// The vision and text weights are packed or copied now: drop the file
+	// pages read while loading (the few tensors used in place, e.g. the
+	// word embeddings, come back page by page as they are read).
+	b.ck.EvictAll()
 	return m, nil
 }
