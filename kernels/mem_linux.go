@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// weightsOffHeap is true where large packed weights are mapped outside the
+// Go heap.
+const weightsOffHeap = true
+
 // mappedRegions records the start address of every live weight mapping
 // (for isMapped, used by tests and Linear.OffHeap).
 var mappedRegions sync.Map // uintptr → int (bytes)

@@ -41,7 +41,7 @@ func TestPackWeightMatchesPackB(t *testing.T) {
 			if got.K() != want.K() || got.N() != want.N() || !slices.Equal(got.data, want.data) {
 				t.Fatalf("packWeight differs from PackB (k=%d n=%d)", tc.k, tc.n)
 			}
-			wantMapped := tc.minOff <= 4*len(want.data) && len(want.data) > 0 && runtime.GOOS == "linux" && !purego
+			wantMapped := tc.minOff <= 4*len(want.data) && len(want.data) > 0 && weightsOffHeap
 			if isMapped(got.data) != wantMapped {
 				t.Fatalf("mapped = %v, want %v (%d bytes)", isMapped(got.data), wantMapped, 4*len(want.data))
 			}
@@ -68,7 +68,7 @@ func TestPackWeightMatchesPackB(t *testing.T) {
 // outside the Go heap on Linux, counted by OffHeapBytes, and returned when
 // the Linear becomes unreachable.
 func TestLinearOffHeapReleased(t *testing.T) {
-	if runtime.GOOS != "linux" || purego {
+	if !weightsOffHeap {
 		t.Skip("weights stay on the Go heap on this platform")
 	}
 	const out, in = 256, 512 // 512 KiB, above offHeapMinBytes
