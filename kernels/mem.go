@@ -2,6 +2,8 @@ package kernels
 
 import (
 	"runtime"
+	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 )
 
@@ -29,12 +31,59 @@ var offHeapBytes atomic.Int64
 // runtime's own figures when accounting for a process's memory.
 func OffHeapBytes() int64 { return offHeapBytes.Load() }
 
+// Pacing. The collector does not see mapped weights, so it is not
+// prompted by them: a program that replaces its weights again and again
+// (training rebuilding its packed layers after every step, a server
+// reloading a model) while allocating little on the heap could pile up
+// unreachable mappings. So mapping more than offHeapPaceMin bytes, and
+// more than were mapped and live at the end of the last collection, since
+// that collection runs one: unreachable weights are then at most about
+// as large as live ones (GOGC=100's rule, applied to weights).
+var (
+	offHeapPaceMin int64 = 256 << 20
+	pace           struct {
+		sync.Mutex
+		cycles  uint64 // GC cycles seen at the last check
+		sinceGC int64  // bytes mapped since then
+		liveAt  int64  // OffHeapBytes when that cycle was seen
+	}
+)
+
+// gcCycles returns the number of completed GC cycles.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// paceMapped records size newly mapped bytes and collects when the
+// mappings since the last collection exceed the pacing threshold.
+func paceMapped(size int) {
+	pace.Lock()
+	if c := gcCycles(); c != pace.cycles {
+		pace.cycles, pace.sinceGC, pace.liveAt = c, 0, OffHeapBytes()-int64(size)
+	}
+	pace.sinceGC += int64(size)
+	collect := pace.sinceGC > max(offHeapPaceMin, pace.liveAt)
+	if collect {
+		pace.sinceGC = 0
+	}
+	pace.Unlock()
+	if collect {
+		runtime.GC() // the cleanups of unreachable weights then unmap them
+	}
+}
+
 // weightFloats returns n zeroed float32s whose first element is 64-byte
 // aligned, off the Go heap when possible. free, if not nil, must be called
 // exactly once when the memory is no longer used.
 func weightFloats(n int) (data []float32, free func()) {
 	if n*4 >= offHeapMinBytes {
 		if data, free := mapFloats(n); data != nil {
+			paceMapped(4 * n)
 			return data, free
 		}
 	}

@@ -107,3 +107,30 @@ func TestLinearOffHeapReleased(t *testing.T) {
 		t.Fatal("the weight mapping is still live after the Linear was dropped and 100 collections")
 	}
 }
+
+// TestOffHeapPacing replaces a mapped weight again and again while
+// allocating almost nothing on the heap (so nothing else would prompt a
+// collection) and checks that the unreachable mappings are collected as
+// it goes instead of piling up.
+func TestOffHeapPacing(t *testing.T) {
+	if !weightsOffHeap {
+		t.Skip("weights stay on the Go heap on this platform")
+	}
+	defer func(v int64) { offHeapPaceMin = v }(offHeapPaceMin)
+	offHeapPaceMin = 4 << 20
+	const out, in = 512, 512 // 1 MiB per layer
+	w := make([]float32, out*in)
+	base := OffHeapBytes()
+	var peak int64
+	var l *Linear
+	for i := 0; i < 200; i++ { // 200 MiB mapped in all
+		l = NewLinear(w, out, in, nil)
+		peak = max(peak, OffHeapBytes()-base)
+	}
+	runtime.KeepAlive(l)
+	// Unpaced, all 200 would still be mapped; paced, about twice the
+	// threshold (cleanups run a little after each collection).
+	if peak > 48<<20 {
+		t.Fatalf("%d MiB of replaced weights stayed mapped (threshold 4 MiB)", peak>>20)
+	}
+}
