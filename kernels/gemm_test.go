@@ -538,3 +538,37 @@ func TestWideKernelSameBits(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearWeightRows: the weights read back from the packed copy are the
+// ones packed, bit for bit, for both weight layouts and edge panels.
+func TestLinearWeightRows(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	out, in := 37, 70
+	w := randMat(rng, out*in) // [out, in]
+	wt := make([]float32, in*out)
+	for o := 0; o < out; o++ {
+		for i := 0; i < in; i++ {
+			wt[i*out+o] = w[o*in+i]
+		}
+	}
+	ids := []int{0, 5, 15, 16, 36, 5}
+	for name, l := range map[string]*Linear{"NewLinear": NewLinear(w, out, in, nil), "NewLinearInOut": NewLinearInOut(wt, in, out, nil)} {
+		dst := nanMat(len(ids) * in)
+		l.WeightRows(dst, ids)
+		for r, o := range ids {
+			for i := 0; i < in; i++ {
+				if math.Float32bits(dst[r*in+i]) != math.Float32bits(w[o*in+i]) {
+					t.Fatalf("%s: row %d (id %d) col %d = %v, want %v", name, r, o, i, dst[r*in+i], w[o*in+i])
+				}
+			}
+		}
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: id out of range did not panic", name)
+				}
+			}()
+			l.WeightRows(dst, []int{out})
+		}()
+	}
+}

@@ -44,3 +44,28 @@ func (l *Linear) Forward(y, x []float32, rows int, act Activation) {
 		AddBiasAct(y, rows, w.N(), w.N(), l.Bias, act)
 	}
 }
+
+// WeightRows copies the weights of outputs ids (row o of NewLinear's
+// [out, in] weight; column o of NewLinearInOut's [in, out] one) into dst (len(ids)·In()
+// floats), reading them back from the packed copy: the values are exactly
+// those packed. A model whose LM head is tied to its word embeddings can so
+// look up token embeddings without keeping a second (vocabulary × hidden)
+// copy. It panics if dst is too short or an id is outside [0, Out()).
+func (l *Linear) WeightRows(dst []float32, ids []int) {
+	w := l.W
+	k, n := w.K(), w.N()
+	if len(dst) < len(ids)*k {
+		panic("kernels: Linear.WeightRows: dst is shorter than len(ids)·In()")
+	}
+	for r, o := range ids {
+		if o < 0 || o >= n {
+			panic("kernels: Linear.WeightRows: row id out of range")
+		}
+		panel := w.data[(o/nr)*k*nr+o%nr:]
+		row := dst[r*k : (r+1)*k]
+		for p := range row {
+			row[p] = panel[p*nr]
+		}
+	}
+	runtime.KeepAlive(w)
+}

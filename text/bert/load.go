@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/glimpse-vlm/glimpse/internal/weights"
 	"github.com/glimpse-vlm/glimpse/kernels"
+	"math"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
 )
@@ -131,6 +132,25 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 		}
 		hd.Decoder = kernels.NewLinear(w, cfg.VocabSize, h, b)
 		m.head = hd
+		if m.decW == body+names.wordEmb || sameBits(w, m.wordEmb) {
+			// Tied: look token embeddings up in the packed LM head (the
+			// same floats) instead of keeping a second vocabulary × hidden
+			// table (94 MB for BLIP-base).
+			m.wordEmb = nil
+		}
 	}
 	return m, nil
+}
+
+// sameBits reports whether a and b hold the same float32 bit patterns.
+func sameBits(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -16,7 +16,7 @@ type Model struct {
 	body    string    // prefix of the transformer's tensors (prefix + "bert." for the LM-head model)
 	decW    string    // tensor the LM head's decoder weight was read from (tied: the word embeddings)
 	decB    string    // tensor of the LM head's bias
-	wordEmb []float32 // (vocab, H)
+	wordEmb []float32 // (vocab, H); nil when tied to the LM head (embeddings are read from its packed weight)
 	posEmb  []float32 // (max_positions, H)
 	embNorm LayerNorm // embeddings.LayerNorm (H)
 	layers  []*Layer
@@ -272,7 +272,11 @@ func (m *Model) embed(out, tmp []float32, seqs []Seq, tape *Tape) {
 	for _, s := range seqs {
 		n := len(s.Tokens)
 		dst := out[r*h : (r+n)*h]
-		kernels.Gather(dst, m.wordEmb, h, s.Tokens)
+		if m.wordEmb != nil {
+			kernels.Gather(dst, m.wordEmb, h, s.Tokens)
+		} else {
+			m.head.Decoder.WeightRows(dst, s.Tokens)
+		}
 		pos = pos[:0]
 		for i := 0; i < n; i++ {
 			pos = append(pos, s.Cache.n+i)
