@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/glimpse-vlm/glimpse/internal/defaultmodels"
+	"github.com/glimpse-vlm/glimpse/internal/engine"
+	"github.com/glimpse-vlm/glimpse/kernels"
 	"github.com/glimpse-vlm/glimpse/server"
 )
 
@@ -159,6 +161,12 @@ func runServe(e *env, args []string) error {
 		if err != nil {
 			log.Warn("some models failed to load; serving the others", "err", err)
 		}
+		// Bound the Go heap by what the server accounts for (every model's
+		// live-request budget and the image cache) on top of what loading
+		// left live, so that garbage cannot grow to the size of the live
+		// data (GOMEMLIMIT, if set, wins).
+		limit := engine.SetMemoryLimit(int64(len(cfg.Models))*cfg.KVCacheBytes + cfg.ImageCacheBytes)
+		log.Info("memory", "go_memory_limit_mb", limit>>20, "weights_offheap_mb", kernels.OffHeapBytes()>>20)
 		fmt.Fprintf(e.stderr, "glimpse: ready on %s\n", lis.Addr())
 	case <-ctx.Done():
 	case err := <-serveErr:
