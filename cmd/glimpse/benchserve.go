@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/png"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -53,7 +55,11 @@ type benchServeResult struct {
 	// of different images at once until the last one ends.
 	Concurrent8MakespanMs float64      `json:"concurrent8_makespan_ms"`
 	Concurrency           []benchLevel `json:"concurrency"`
-	PeakRSSMB             float64      `json:"peak_rss_mb"`
+	// ConcurrencyCached is the same measure when every client keeps asking
+	// about its own image, so that after its first request the image state
+	// comes from the server's image cache (decoding-bound; levels ≤ 16).
+	ConcurrencyCached []benchLevel `json:"concurrency_cached,omitempty"`
+	PeakRSSMB         float64      `json:"peak_rss_mb"`
 	// WeightsOffHeapMB is the packed weights held outside the Go heap;
 	// KVBudgetMB the engine's budget for live requests; GoMemoryLimitMB
 	// the Go runtime's soft memory limit (0: none).
@@ -77,6 +83,7 @@ func benchServe(e *env, args []string) error {
 	tokens := fs.Int("max-new-tokens", 20, "tokens per caption (min_new_tokens is set equal, so every caption has this length)")
 	imgSize := fs.Int("image-size", 384, "side of the synthetic test images in pixels")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
+	cachedPer := fs.Int("cached-requests", 3, "requests per client in the cached-image phase (0 skips it)")
 	maxBatch := fs.Int("max-batch", 64, "requests decoding together (the server's --max-batch)")
 	kvBytes := fs.Int64("kv-cache-bytes", engine.DefaultKVBudget, "memory budget of the model's live requests in bytes: KV caches, cross-attention keys/values, image states (the server's --kv-cache-bytes)")
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target percentage while benchmarking (0: Go's default or GOGC)")
@@ -96,9 +103,10 @@ func benchServe(e *env, args []string) error {
 		}
 		clients = append(clients, n)
 	}
-	if *tokens < 1 || *imgSize < 8 || *imgSize > 4096 || *perLevel < 0 || *maxBatch < 1 || *kvBytes < 1<<20 {
-		return usagef("--max-new-tokens must be >= 1, --image-size in [8, 4096], --requests >= 0, --max-batch >= 1, --kv-cache-bytes >= 1MiB")
+	if *tokens < 1 || *imgSize < 8 || *imgSize > 4096 || *perLevel < 0 || *maxBatch < 1 || *kvBytes < 1<<20 || *cachedPer < 0 {
+		return usagef("--max-new-tokens must be >= 1, --image-size in [8, 4096], --requests >= 0, --cached-requests >= 0, --max-batch >= 1, --kv-cache-bytes >= 1MiB")
 	}
+	const maxCached = 16 // largest client count of the cached-image phase
 	dir := *model
 	name := "blip-caption"
 	switch dir {
@@ -129,7 +137,10 @@ func benchServe(e *env, args []string) error {
 	cfg := server.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Models = []server.ModelSpec{{Name: name, Dir: dir}}
-	cfg.ImageCacheBytes = 0 // every request encodes its image
+	// The image cache holds the cached phase's images only: every other
+	// request sends bytes never seen before (see uniqueImage), so it
+	// encodes its image.
+	cfg.ImageCacheBytes = int64(maxCached) * 2 << 20
 	cfg.MaxQueue = 1024
 	cfg.MaxBatch, cfg.KVCacheBytes = *maxBatch, *kvBytes
 	if _, set := os.LookupEnv("GOGC"); !set && *gcPercent > 0 {
@@ -164,9 +175,15 @@ func benchServe(e *env, args []string) error {
 	defer c.Close()
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	imgs := make([]client.Image, 64)
-	for i := range imgs {
-		imgs[i] = noiseImage(rng, *imgSize)
+	base := make([][]byte, 64)
+	for i := range base {
+		base[i] = noisePNG(rng, *imgSize)
+	}
+	// fresh returns an image no earlier request has sent (base image i's
+	// pixels, unique bytes), so the server cannot take it from its cache.
+	var serial atomic.Int64
+	fresh := func(i int) client.Image {
+		return client.ImageBytes(uniqueImage(base[i%len(base)], serial.Add(1)))
 	}
 	opts := &pb.GenerationOptions{MaxNewTokens: int32(*tokens), MinNewTokens: int32(*tokens)}
 	res := benchServeResult{Model: dir, MaxNewTokens: *tokens, ImageSize: *imgSize, KVBudgetMB: float64(*kvBytes) / (1 << 20)}
@@ -175,7 +192,7 @@ func benchServe(e *env, args []string) error {
 	var vision, lat, ttft, perTok []float64
 	for i := 0; i < 5; i++ {
 		start := time.Now()
-		r, err := c.Caption(ctx, imgs[i], "", opts)
+		r, err := c.Caption(ctx, fresh(i), "", opts)
 		if err != nil {
 			return err
 		}
@@ -185,7 +202,7 @@ func benchServe(e *env, args []string) error {
 			perTok = append(perTok, ms(r.GetTimings().GetDecode().AsDuration())/float64(n-1))
 		}
 		start = time.Now()
-		st, err := c.Generate(ctx, []client.Part{client.ImagePart(imgs[i+5])}, opts, pb.Task_TASK_CAPTION)
+		st, err := c.Generate(ctx, []client.Part{client.ImagePart(fresh(i + 5))}, opts, pb.Task_TASK_CAPTION)
 		if err != nil {
 			return err
 		}
@@ -220,10 +237,11 @@ func benchServe(e *env, args []string) error {
 		startAll := make(chan struct{})
 		for i := range errs {
 			wg.Add(1)
+			img := fresh(i)
 			go func() {
 				defer wg.Done()
 				<-startAll
-				_, errs[i] = c.Caption(ctx, imgs[i], "", opts)
+				_, errs[i] = c.Caption(ctx, img, "", opts)
 			}()
 		}
 		start := time.Now()
@@ -259,8 +277,9 @@ func benchServe(e *env, args []string) error {
 			go func() {
 				defer wg.Done()
 				for i := range next {
+					img := fresh(i)
 					t0 := time.Now()
-					r, err := c.Caption(ctx, imgs[i%len(imgs)], "", opts)
+					r, err := c.Caption(ctx, img, "", opts)
 					mu.Lock()
 					if err != nil && firstErr == nil {
 						firstErr = err
@@ -282,6 +301,55 @@ func benchServe(e *env, args []string) error {
 			RequestsPerS: float64(total) / wall, TokensPerS: float64(toks) / wall,
 			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)})
 	}
+	// Cached-image phase: client w captions its own image again and again;
+	// its first request (not timed) encodes the image, the next ones find
+	// it in the server's image cache, so this measures decoding.
+	for _, n := range clients {
+		if n > maxCached || *cachedPer == 0 {
+			continue
+		}
+		own := make([]client.Image, n)
+		for w := range own {
+			own[w] = fresh(w)
+			if _, err := c.Caption(ctx, own[w], "", opts); err != nil {
+				return err
+			}
+		}
+		var mu sync.Mutex
+		var lats []float64
+		var toks int64
+		var firstErr error
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := 0; w < n; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range *cachedPer {
+					t0 := time.Now()
+					r, err := c.Caption(ctx, own[w], "", opts)
+					mu.Lock()
+					if err != nil && firstErr == nil {
+						firstErr = err
+					}
+					if err == nil {
+						lats = append(lats, ms(time.Since(t0)))
+						toks += int64(r.GetUsage().GetGeneratedTokens())
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return firstErr
+		}
+		wall := time.Since(start).Seconds()
+		total := n * *cachedPer
+		res.ConcurrencyCached = append(res.ConcurrencyCached, benchLevel{Clients: n, Requests: total,
+			RequestsPerS: float64(total) / wall, TokensPerS: float64(toks) / wall,
+			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)})
+	}
 	if steps, rows := batchStats(loaded); steps > steps0 {
 		res.MeanBatchRows = float64(rows-rows0) / float64(steps-steps0)
 	}
@@ -293,7 +361,7 @@ func benchServe(e *env, args []string) error {
 	if *asJSON {
 		return writeJSON(e.stdout, res)
 	}
-	fmt.Fprintf(e.stdout, "model %s, %d-token captions of %dx%d synthetic images, real gRPC on loopback, image cache off\n\n",
+	fmt.Fprintf(e.stdout, "model %s, %d-token captions of %dx%d synthetic images, real gRPC on loopback; every request brings a new image unless marked cached\n\n",
 		res.Model, res.MaxNewTokens, res.ImageSize, res.ImageSize)
 	fmt.Fprintf(e.stdout, "vision encode, batch 1   %8.1f ms\n", res.VisionMsB1)
 	fmt.Fprintf(e.stdout, "vision encode, batch 8   %8.1f ms (%.1f ms per image)\n", res.VisionMsB8, res.VisionMsB8/8)
@@ -302,9 +370,12 @@ func benchServe(e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "%d-token caption, batch 1 %8.1f ms\n", res.MaxNewTokens, res.Caption20MsB1)
 	fmt.Fprintf(e.stdout, "8 concurrent captions    %8.1f ms until the last ends\n\n", res.Concurrent8MakespanMs)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\trequests\treq/s\ttokens/s\tp50 ms\tp99 ms\t")
+	fmt.Fprintln(tw, "images\tclients\trequests\treq/s\ttokens/s\tp50 ms\tp99 ms\t")
 	for _, l := range res.Concurrency {
-		fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t\n", l.Clients, l.Requests, l.RequestsPerS, l.TokensPerS, l.P50Ms, l.P99Ms)
+		fmt.Fprintf(tw, "new\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t\n", l.Clients, l.Requests, l.RequestsPerS, l.TokensPerS, l.P50Ms, l.P99Ms)
+	}
+	for _, l := range res.ConcurrencyCached {
+		fmt.Fprintf(tw, "cached\t%d\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t\n", l.Clients, l.Requests, l.RequestsPerS, l.TokensPerS, l.P50Ms, l.P99Ms)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -347,8 +418,8 @@ func noiseRGBA(rng *rand.Rand, side int) image.Image {
 	return img
 }
 
-// noiseImage is a PNG of random pixels (a different image every call).
-func noiseImage(rng *rand.Rand, side int) client.Image {
+// noisePNG is a PNG of random pixels (a different image every call).
+func noisePNG(rng *rand.Rand, side int) []byte {
 	img := image.NewRGBA(image.Rect(0, 0, side, side))
 	for y := 0; y < side; y++ {
 		for x := 0; x < side; x++ {
@@ -358,7 +429,24 @@ func noiseImage(rng *rand.Rand, side int) client.Image {
 	}
 	var b bytes.Buffer
 	_ = png.Encode(&b, img)
-	return client.ImageBytes(b.Bytes())
+	return b.Bytes()
+}
+
+// uniqueImage returns the PNG p with a tEXt chunk holding n inserted after
+// its header chunk: the same pixels in bytes no other n gives, so a
+// content-addressed cache sees a new image.
+func uniqueImage(p []byte, n int64) []byte {
+	const ihdrEnd = 8 + 4 + 4 + 13 + 4 // signature, IHDR length, type, data, CRC
+	data := append([]byte("glimpse-bench\x00"), strconv.FormatInt(n, 10)...)
+	be32 := func(b []byte, v uint32) []byte { return append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v)) }
+	chunk := be32(nil, uint32(len(data)))
+	chunk = append(chunk, "tEXt"...)
+	chunk = append(chunk, data...)
+	chunk = be32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+	out := make([]byte, 0, len(p)+len(chunk))
+	out = append(out, p[:ihdrEnd]...)
+	out = append(out, chunk...)
+	return append(out, p[ihdrEnd:]...)
 }
 
 // peakRSSMB is the process's peak resident set (VmHWM) in MB, 0 where
