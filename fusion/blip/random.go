@@ -120,7 +120,9 @@ func randomWeights(cfg Config, seed uint64) *checkpoint.Checkpoint {
 	}
 	lin("text_decoder.cls.predictions.transform.dense", h, h)
 	norm("text_decoder.cls.predictions.transform.LayerNorm", h)
-	add("text_decoder.cls.predictions.decoder.weight", t.VocabSize, h)
+	// cls.predictions.decoder.weight is tied to the word embeddings (HF
+	// ties them when loading and save_pretrained stores only one), so it is
+	// not a tensor of its own here either.
 	add("text_decoder.cls.predictions.bias", t.VocabSize)
 
 	ts := make(map[string]checkpoint.GenTensor, len(specs))
