@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 )
 
@@ -143,6 +144,9 @@ func GemmPacked(m int, alpha float32, a []float32, lda int, b *PackedB, beta flo
 		return
 	}
 	gemmDriver(m, n, k, alpha, false, a, lda, b.data, nil, beta, c, ldc)
+	// b's data may be mapped memory released by a cleanup once b is
+	// unreachable (weights packed by NewLinear): keep b alive until here.
+	runtime.KeepAlive(b)
 }
 
 func checkDims(fn string, m, n, k int) {
