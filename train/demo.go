@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -82,6 +83,10 @@ type DemoOptions struct {
 	Config                                 *Config // nil: DemoConfig
 	Negatives                              int     // retrieval negatives per image
 	FreezeVisionAfterCaption               bool
+	// RetrievalTextFromCaption initialises the retrieval model's
+	// text_encoder from the captioner's text_decoder body (the same BERT
+	// layers with cross-attention to the image), instead of at random.
+	RetrievalTextFromCaption bool
 	// CaptionDir, if set, loads a trained captioner from this folder
 	// instead of training one (to redo the later stages).
 	CaptionDir string
@@ -271,6 +276,9 @@ func trainRetrieval(o DemoOptions, cfg Config, files map[string][]byte, capm *Mo
 			return err
 		}
 		copyParams(ret, capm, "vision_model.")
+		if o.RetrievalTextFromCaption {
+			copyRenamed(ret, capm, "text_encoder.", "text_decoder.bert.")
+		}
 	}
 	ret.FreezeVision(o.FreezeVisionAfterCaption)
 	if st := o.schedule().Retrieval; len(st) > 0 {
@@ -318,6 +326,19 @@ func stages(m *Model, name string, o DemoOptions, st []Stage, start time.Time, s
 		off += s.run()
 	}
 	return all, nil
+}
+
+// copyRenamed copies src's tensor srcPrefix+X into dst's tensor
+// dstPrefix+X (same shape) for every dst tensor named dstPrefix*.
+func copyRenamed(dst, src *Model, dstPrefix, srcPrefix string) {
+	for _, p := range dst.Params.List() {
+		if rest, ok := strings.CutPrefix(p.Name, dstPrefix); ok {
+			if q := src.Params.Get(srcPrefix + rest); q != nil && len(q.W) == len(p.W) {
+				copy(p.W, q.W)
+			}
+		}
+	}
+	dst.master.Touch()
 }
 
 // loop runs one stage: stage.run() optimiser steps of o.Batch samples each,

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -415,5 +416,52 @@ func TestStages(t *testing.T) {
 	}
 	if d.Schedule == nil || d.Schedule.Caption[3].Stop != 3000 {
 		t.Errorf("default schedule %+v", d.Schedule)
+	}
+}
+
+// --retrieval-text-from-caption starts the retrieval text encoder from
+// the captioner's text decoder body.
+func TestRetrievalTextFromCaption(t *testing.T) {
+	files := WordPieceFiles(demo.Words(), demo.Size, 32)
+	cfg := tinyConfig(VocabSize(files))
+	capm, err := NewModel(ArchCaption, cfg, files, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := capm.Save(filepath.Join(dir, "cap"), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []bool{false, true} {
+		out := filepath.Join(dir, fmt.Sprint(from))
+		o := DemoOptions{Out: out, Seed: 3, Batch: 2, Config: &cfg, Only: "retrieval", CaptionDir: filepath.Join(dir, "cap"), Workers: 1, RetrievalTextFromCaption: from}
+		if _, err := TrainDemo(o); err != nil {
+			t.Fatal(err)
+		}
+		ret, err := Load(filepath.Join(out, "retrieval"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range ret.Params.List() {
+			rest, ok := strings.CutPrefix(p.Name, "text_encoder.")
+			if !ok {
+				continue
+			}
+			q := capm.Params.Get("text_decoder.bert." + rest)
+			if q == nil {
+				t.Fatalf("captioner has no text_decoder.bert.%s", rest)
+			}
+			if !from && len(p.Shape) < 2 { // constant-initialised norms and biases agree anyway
+				continue
+			}
+			if same := sameBits(p.W, q.W) < 0; same != from {
+				t.Errorf("from caption %v: %s equal to the captioner's: %v", from, p.Name, same)
+			}
+			n++
+		}
+		if n < 10 {
+			t.Fatalf("%d text_encoder tensors", n)
+		}
 	}
 }
