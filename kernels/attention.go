@@ -160,6 +160,19 @@ func PrepareKeys(p AttentionParams, k []float32, ldk, kLen int) *AttentionKeys {
 // KLen returns the number of keys.
 func (ak *AttentionKeys) KLen() int { return ak.kLen }
 
+// Bytes returns the memory the prepared keys hold.
+func (ak *AttentionKeys) Bytes() int { return 4 * len(ak.data) }
+
+// AttentionKeysBytes returns what PrepareKeys allocates for kLen keys with
+// p's Heads and HeadDim (on the assembly path the keys of each head are
+// padded to a multiple of 64), for memory accounting.
+func AttentionKeysBytes(p AttentionParams, kLen int) int {
+	if hasAVX2FMA && p.HeadDim%8 == 0 {
+		kLen = (kLen + attnKeyBlock - 1) / attnKeyBlock * attnKeyBlock
+	}
+	return 4 * p.Heads * kLen * p.HeadDim
+}
+
 // packKeysT writes keys [0, kEnd) of one head (rows of k, ldk apart, d
 // columns) as transposed blocks of attnKeyBlock keys, dst[b·64·d + t·64 +
 // j], zero-padded to a multiple of 8 keys.

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,6 +85,7 @@ func benchServe(e *env, args []string) error {
 	imgSize := fs.Int("image-size", 384, "side of the synthetic test images in pixels")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of a table")
 	cachedPer := fs.Int("cached-requests", 3, "requests per client in the cached-image phase (0 skips it)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the concurrency levels to this file (go tool pprof)")
 	maxBatch := fs.Int("max-batch", 64, "requests decoding together (the server's --max-batch)")
 	kvBytes := fs.Int64("kv-cache-bytes", engine.DefaultKVBudget, "memory budget of the model's live requests in bytes: KV caches, cross-attention keys/values, image states (the server's --kv-cache-bytes)")
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target percentage while benchmarking (0: Go's default or GOGC)")
@@ -255,6 +257,17 @@ func benchServe(e *env, args []string) error {
 		}
 	}
 	steps0, rows0 := batchStats(loaded)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	for _, n := range clients {
 		total := *perLevel

@@ -1,16 +1,23 @@
 package blip
 
-import "github.com/glimpse-vlm/glimpse/fusion"
+import (
+	"github.com/glimpse-vlm/glimpse/fusion"
+	"github.com/glimpse-vlm/glimpse/kernels"
+	"github.com/glimpse-vlm/glimpse/text/bert"
+)
 
 // kvBytes is the KV cache a request holds at most: rows sequences of up to
 // positions tokens (keys and values of every layer) plus the cross-attention
-// keys and values over encLen encoder states. The self-attention caches
-// grow by appending, so their capacity may run past their length (Go's
-// growth: a quarter plus a constant, rounded to size classes): half the
-// length again is counted for it.
-func kvBytes(layers, hidden, rows, positions, encLen int) int64 {
+// keys (laid out for the attention kernel, padded per head) and values over
+// encLen encoder states. The self-attention caches grow by appending, so
+// their capacity may run past their length (Go's growth: a quarter plus a
+// constant, rounded to size classes): half the length again is counted for
+// it.
+func kvBytes(t bert.Config, rows, positions, encLen int) int64 {
+	layers, hidden := t.NumLayers, t.HiddenSize
 	self := int64(rows) * int64(positions) * int64(2*layers*hidden) * 4
-	cross := int64(encLen) * int64(2*layers*hidden) * 4
+	keys := kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: t.NumHeads, HeadDim: hidden / t.NumHeads}, encLen)
+	cross := int64(layers) * (int64(keys) + int64(encLen)*int64(hidden)*4)
 	return self + self/2 + cross
 }
 
@@ -33,7 +40,7 @@ func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) in
 		return 0
 	}
 	t := m.cfg.Text
-	return kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens, m.vision.Tokens()) + m.imageStateBytes()
+	return kvBytes(t, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens, m.vision.Tokens()) + m.imageStateBytes()
 }
 
 // KVBytes estimates the memory a question of promptTokens tokens holds
@@ -48,8 +55,8 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 		return 0
 	}
 	t := m.cfg.Text
-	enc := kvBytes(t.NumLayers, t.HiddenSize, 1, promptTokens, m.vision.Tokens())
-	return enc + kvBytes(t.NumLayers, t.HiddenSize, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens, promptTokens) + m.imageStateBytes()
+	enc := kvBytes(t, 1, promptTokens, m.vision.Tokens())
+	return enc + kvBytes(t, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens, promptTokens) + m.imageStateBytes()
 }
 
 // BatchStats returns the decoding steps run by the model's iteration-level

@@ -16,7 +16,7 @@ import (
 // self-attention cache per beam grown to the request's length. The
 // estimate must cover it without counting much more than is there.
 func TestKVBytesCoversRealMemory(t *testing.T) {
-	small := strings.NewReplacer(`"hidden_size": 768`, `"hidden_size": 48`, `"encoder_hidden_size": 768`, `"encoder_hidden_size": 48`,
+	small := strings.NewReplacer(`"hidden_size": 768`, `"hidden_size": 64`, `"encoder_hidden_size": 768`, `"encoder_hidden_size": 64`,
 		`"intermediate_size": 3072`, `"intermediate_size": 64`, `"num_hidden_layers": 12`, `"num_hidden_layers": 3`,
 		`"num_attention_heads": 12`, `"num_attention_heads": 4`, `"image_size": 384`, `"image_size": 64`).Replace(BaseCaptionConfig)
 	m, err := NewRandomCaption([]byte(small), 3)

@@ -112,8 +112,12 @@ func (m *Model) Backward(t *Tape, dHidden []float32, p Params, needEnc bool) ([]
 			dcres := normBackward(p, L(names.crossNorm, i), df, rec.cres, rows, c.LayerNormEps)
 			dcctx := make([]float32, rows*h)
 			linearBackward(p, []string{L(names.crossOut, i)}, dcctx, dcres, rec.cctx, rows, h, h)
+			// The keys and values again, as CrossKV computed them (it keeps
+			// the keys only in the attention kernel's layout).
+			kv := make([]float32, x.n*2*h)
+			layer.Cross.KV.Forward(kv, x.enc, x.n, kernels.ActNone)
 			k, v := make([]float32, x.n*h), make([]float32, x.n*h)
-			split(x.kv[i], x.n, 2*h, h, k, v)
+			split(kv, x.n, 2*h, h, k, v)
 			dk, dv := make([]float32, x.n*h), make([]float32, x.n*h)
 			dcq := make([]float32, rows*h)
 			r := 0

@@ -123,7 +123,8 @@ func (c *Cache) Bytes() int {
 // (*Model).CrossKV and shared, read-only, by all of that request's
 // sequences (beams) and decoding steps.
 type CrossKV struct {
-	kv   [][]float32 // per layer: (Len, 2H) = [keys | values]
+	keys []*kernels.AttentionKeys // per layer: the keys, laid out once for the attention kernel
+	v    [][]float32              // per layer: (Len, H) values
 	n    int
 	bias []float32 // (Len) additive key bias from the encoder mask, or nil
 	enc  []float32 // the encoder states it was computed from (the caller's slice; Backward needs it)
@@ -135,8 +136,8 @@ func (x *CrossKV) Len() int { return x.n }
 // Bytes is the memory the keys and values hold.
 func (x *CrossKV) Bytes() int {
 	n := 4 * len(x.bias)
-	for _, l := range x.kv {
-		n += 4 * len(l)
+	for l := range x.v {
+		n += 4*len(x.v[l]) + x.keys[l].Bytes()
 	}
 	return n
 }
@@ -160,11 +161,18 @@ func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error)
 	if mask != nil && len(mask) != encLen {
 		return nil, fmt.Errorf("bert: encoder mask has %d entries for %d positions", len(mask), encLen)
 	}
-	x := &CrossKV{n: encLen, kv: make([][]float32, len(m.layers)), enc: enc[:encLen*e]}
+	x := &CrossKV{n: encLen, keys: make([]*kernels.AttentionKeys, len(m.layers)), v: make([][]float32, len(m.layers)), enc: enc[:encLen*e]}
 	h := m.cfg.HiddenSize
+	kv := make([]float32, encLen*2*h) // [keys | values] of one layer
 	for l, layer := range m.layers {
-		x.kv[l] = make([]float32, encLen*2*h)
-		layer.Cross.KV.Forward(x.kv[l], enc, encLen, kernels.ActNone)
+		layer.Cross.KV.Forward(kv, enc, encLen, kernels.ActNone)
+		// The keys are laid out for the kernel once here, not at every
+		// decoding step; the values are kept as rows.
+		x.keys[l] = kernels.PrepareKeys(m.attentionParams(), kv, 2*h, encLen)
+		x.v[l] = make([]float32, encLen*h)
+		for j := 0; j < encLen; j++ {
+			copy(x.v[l][j*h:(j+1)*h], kv[j*2*h+h:(j+1)*2*h])
+		}
 	}
 	if mask != nil {
 		x.bias = make([]float32, encLen)
@@ -197,7 +205,8 @@ type Seq struct {
 // (it is not safe for concurrent use). The zero value is ready.
 type Workspace struct {
 	h, qkv, ctx, tmp, mid, q []float32
-	bias                     []float32
+	bias                     [][]float32 // per sequence: its attention mask as additive key bias
+	attn                     []kernels.AttentionSeq
 	headX, logits            []float32
 	// Tape, if not nil, makes Forward and Logits record in it the
 	// activations Backward and LogitsBackward need (training). Serving
@@ -231,7 +240,7 @@ func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, erro
 		if s.Mask != nil && len(s.Mask) != s.Cache.n+len(s.Tokens) {
 			return nil, fmt.Errorf("bert: sequence %d: attention mask has %d entries for %d positions", i, len(s.Mask), s.Cache.n+len(s.Tokens))
 		}
-		if s.Cross != nil && (!m.HasCrossAttention() || len(s.Cross.kv) != len(m.layers)) {
+		if s.Cross != nil && (!m.HasCrossAttention() || len(s.Cross.v) != len(m.layers)) {
 			return nil, fmt.Errorf("bert: sequence %d: cross-attention state does not belong to this model", i)
 		}
 		for _, id := range s.Tokens {
@@ -292,12 +301,20 @@ func (m *Model) embed(out, tmp []float32, seqs []Seq, tape *Tape) {
 	m.embNorm.Forward(out, out, r)
 }
 
-// forward applies layer l in place to ws.h (rows stacked new tokens).
+// attentionParams are the heads, head width and 1/√head width of every
+// attention of the model.
+func (m *Model) attentionParams() kernels.AttentionParams {
+	hd := m.cfg.HiddenSize / m.cfg.NumHeads
+	return kernels.AttentionParams{Heads: m.cfg.NumHeads, HeadDim: hd, Scale: float32(1 / math.Sqrt(float64(hd)))}
+}
+
+// forward applies layer l in place to ws.h (rows stacked new tokens). The
+// attentions of all sequences run as one batch on the worker pool
+// (kernels.AttentionBatch: each sequence's result is what it gets alone).
 func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int, causal bool) {
 	c := m.cfg
 	h := c.HiddenSize
-	hd := h / c.NumHeads
-	ap := kernels.AttentionParams{Heads: c.NumHeads, HeadDim: hd, Scale: float32(1 / math.Sqrt(float64(hd)))}
+	ap := m.attentionParams()
 	var rec *layerTape
 	if ws.Tape != nil {
 		rec = &ws.Tape.layers[l]
@@ -307,7 +324,11 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 	// h = LN(h + dense(SelfAttention(h)))
 	layer.Self.QKV.Forward(ws.qkv, ws.h, rows, kernels.ActNone)
 	r := 0
-	for _, s := range seqs {
+	ws.attn = ws.attn[:0]
+	for len(ws.bias) < len(seqs) {
+		ws.bias = append(ws.bias, nil)
+	}
+	for si, s := range seqs {
 		n := len(s.Tokens)
 		cache := s.Cache
 		if len(cache.k) != len(m.layers) {
@@ -323,21 +344,24 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 			cache.k[l] = append(cache.k[l], row[h:2*h]...)
 			cache.v[l] = append(cache.v[l], row[2*h:3*h]...)
 		}
-		p := ap
-		p.Causal = causal
+		var bias []float32
 		if s.Mask != nil {
-			ws.bias = grow(ws.bias, len(s.Mask))
+			bias = grow(ws.bias[si], len(s.Mask))
 			for j, v := range s.Mask {
-				ws.bias[j] = 0
+				bias[j] = 0
 				if v == 0 {
-					ws.bias[j] = -10000
+					bias[j] = -10000
 				}
 			}
-			p.KeyBias = ws.bias
+			ws.bias[si] = bias
 		}
-		kernels.Attention(p, ws.qkv[r*3*h:], n, 3*h, cache.k[l], h, cache.v[l], h, past+n, ws.ctx[r*h:], h)
+		ws.attn = append(ws.attn, kernels.AttentionSeq{Q: ws.qkv[r*3*h:], QLen: n, LDQ: 3 * h,
+			K: cache.k[l], LDK: h, V: cache.v[l], LDV: h, KLen: past + n, KeyBias: bias, Out: ws.ctx[r*h:], LDO: h})
 		r += n
 	}
+	self := ap
+	self.Causal = causal
+	kernels.AttentionBatch(self, ws.attn)
 	layer.Self.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 	kernels.Add(ws.h, ws.h, ws.tmp)
 	if rec != nil {
@@ -349,16 +373,16 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 	if layer.Cross != nil && anyCross(seqs) {
 		layer.Cross.Query.Forward(ws.q, ws.h, rows, kernels.ActNone)
 		r = 0
+		ws.attn = ws.attn[:0]
 		for _, s := range seqs {
 			n := len(s.Tokens)
-			if s.Cross != nil {
-				kv := s.Cross.kv[l]
-				p := ap
-				p.KeyBias = s.Cross.bias
-				kernels.Attention(p, ws.q[r*h:], n, h, kv, 2*h, kv[h:], 2*h, s.Cross.n, ws.ctx[r*h:], h)
+			if x := s.Cross; x != nil {
+				ws.attn = append(ws.attn, kernels.AttentionSeq{Q: ws.q[r*h:], QLen: n, LDQ: h,
+					Keys: x.keys[l], V: x.v[l], LDV: h, KLen: x.n, KeyBias: x.bias, Out: ws.ctx[r*h:], LDO: h})
 			}
 			r += n
 		}
+		kernels.AttentionBatch(ap, ws.attn)
 		layer.Cross.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 		if allCross(seqs) {
 			if rec != nil {
