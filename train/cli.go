@@ -29,7 +29,7 @@ func RunTrainDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&d.Workers, "workers", d.Workers, "goroutines per step (results depend on this number)")
 	aux := fs.Float64("aux", float64(d.AuxWeight), "weight of the auxiliary per-patch shape/size loss (0: none)")
 	f32 := fs.Bool("f32", false, "store F32 weights (default F16)")
-	fs.BoolVar(&d.RetrievalTextFromCaption, "retrieval-text-from-caption", d.RetrievalTextFromCaption, "initialise the retrieval text encoder from the captioner's text decoder (not part of the default recipe)")
+	fs.BoolVar(&d.RetrievalTextFromCaption, "retrieval-text-from-caption", d.RetrievalTextFromCaption, "initialise the retrieval text encoder from the captioner's text decoder (part of the default recipe; =false starts it at random)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

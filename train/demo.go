@@ -116,7 +116,8 @@ type DemoOptions struct {
 func DefaultDemoOptions(out string) DemoOptions {
 	sc := DemoSchedule()
 	return DemoOptions{Out: out, Seed: 1, Schedule: &sc, CaptionSteps: steps(sc.Caption), VQASteps: steps(sc.VQA), RetrievalSteps: steps(sc.Retrieval),
-		Batch: 16, LR: 1e-3, Half: true, LogEvery: 100, Negatives: 3, Workers: 2, AuxWeight: 0.5}
+		Batch: 16, LR: 1e-3, Half: true, LogEvery: 100, Negatives: 3, Workers: 2, AuxWeight: 0.5,
+		RetrievalTextFromCaption: true}
 }
 
 // schedule returns the stages to run.
