@@ -171,13 +171,33 @@ func (e *Encoder) run(pixels []float32, batch int, record func([]float32), tape 
 	if record != nil {
 		record(h)
 	}
-	ws := newWorkspace(c, rows)
+	// Serving runs each block one image at a time: every row's arithmetic
+	// is the same (the kernels are batch-invariant and attention is per
+	// image anyway), the products keep M = Tokens() rows, which is plenty
+	// for the GEMM, and the scratch stays one image's size (≈ 15 MB for
+	// BLIP-base) instead of growing with the batch (≈ 140 MB for 8 images),
+	// which kept the collector busy under a memory limit. Training records
+	// whole batches for Backward.
+	t := e.Tokens()
+	perImage := tape == nil && batch > 1
+	wsRows := rows
+	if perImage {
+		wsRows = t
+	}
+	ws := newWorkspace(c, wsRows)
+	d := c.HiddenSize
 	for i, l := range e.layers {
 		var rec *blockTape
 		if tape != nil {
 			rec = &tape.layers[i]
 		}
-		l.forward(c, h, batch, e.Tokens(), ws, rec)
+		if perImage {
+			for b := 0; b < batch; b++ {
+				l.forward(c, h[b*t*d:(b+1)*t*d], 1, t, ws, nil)
+			}
+		} else {
+			l.forward(c, h, batch, t, ws, rec)
+		}
 		if record != nil {
 			record(h)
 		}
