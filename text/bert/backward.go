@@ -2,6 +2,7 @@ package bert
 
 import (
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 	"math"
 
 	"github.com/glimpse-vlm/glimpse/kernels"
@@ -20,13 +21,7 @@ import (
 // (the Load prefix included, e.g. "text_decoder.bert.embeddings.word_embeddings.weight").
 // Tied tensors (an LM-head decoder weight read from the word embeddings)
 // are asked for by the name they were read from.
-type Params interface {
-	// Weight returns the tensor's values (row-major, as in the checkpoint).
-	Weight(name string) []float32
-	// Grad returns the tensor's gradient buffer (same length), or nil when
-	// the tensor is not trained (frozen): its gradient is then skipped.
-	Grad(name string) []float32
-}
+type Params = weights.Params
 
 // Tape holds the activations of one Forward call (and of a following
 // Logits call with the same Workspace). The zero value is ready; Forward

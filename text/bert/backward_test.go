@@ -7,26 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 )
-
-// memParams are mutable copies of a checkpoint's tensors with gradients:
-// the Params a trainer gives the backward passes.
-type memParams struct {
-	w, g   map[string][]float32
-	shapes map[string][]int
-}
-
-func (p *memParams) Weight(name string) []float32 { return p.w[name] }
-func (p *memParams) Grad(name string) []float32   { return p.g[name] }
-
-func (p *memParams) ck() *checkpoint.Checkpoint {
-	ts := map[string]checkpoint.MemTensor{}
-	for n, w := range p.w {
-		ts[n] = checkpoint.MemTensor{Shape: p.shapes[n], Data: w}
-	}
-	return checkpoint.FromFloat32(ts)
-}
 
 // Backward and LogitsBackward agree with finite differences of a random
 // linear function of the recorded outputs, for the bidirectional
@@ -42,18 +24,9 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 		prefix string
 		head   bool
 	}{{"text_encoder.", false}, {"text_decoder.", true}} {
-		p := &memParams{w: map[string][]float32{}, g: map[string][]float32{}, shapes: map[string][]int{}}
-		for _, n := range src.Names() {
-			if !strings.HasPrefix(n, tc.prefix) {
-				continue
-			}
-			v, err := src.Float32(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.w[n] = append([]float32(nil), v...)
-			p.g[n] = make([]float32, len(v))
-			p.shapes[n] = src.Shape(n)
+		p, err := weights.CopyParams(src, tc.prefix)
+		if err != nil {
+			t.Fatal(err)
 		}
 		r := rand.New(rand.NewPCG(5, 6))
 		const encLen = 6
@@ -94,7 +67,7 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 			return append([]float32(nil), h...)
 		}
 		load := func() *Model {
-			m, err := Load(p.ck(), tc.prefix, cfg, tc.head)
+			m, err := Load(p.Checkpoint(), tc.prefix, cfg, tc.head)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +91,6 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 			}
 		}
 		dh := c
-		var err error
 		if tc.head {
 			if dh, err = m.LogitsBackward(ws.Tape, c, p); err != nil {
 				t.Fatal(err)
@@ -132,14 +104,14 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 		near := func(num, got float64) bool {
 			return math.Abs(num-got) <= 0.03*math.Max(math.Abs(num), math.Abs(got))+0.03
 		}
-		names := make([]string, 0, len(p.w))
-		for n := range p.w {
+		names := make([]string, 0, len(p.W))
+		for n := range p.W {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		bad := 0
 		for _, n := range names {
-			w := p.w[n]
+			w := p.W[n]
 			for k := 0; k < 2; k++ {
 				i := r.IntN(len(w))
 				if strings.HasSuffix(n, "word_embeddings.weight") && k == 0 {
@@ -151,7 +123,7 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 				w[i] = old - h
 				fm := loss()
 				w[i] = old
-				if num, got := (fp-fm)/(2*h), float64(p.g[n][i]); !near(num, got) {
+				if num, got := (fp-fm)/(2*h), float64(p.G[n][i]); !near(num, got) {
 					if bad++; bad < 8 {
 						t.Errorf("%s: d/d %s[%d] = %g, finite differences %g", tc.prefix, n, i, got, num)
 					}

@@ -2,6 +2,7 @@ package vit
 
 import (
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 
 	"github.com/glimpse-vlm/glimpse/kernels"
 )
@@ -17,13 +18,7 @@ import (
 // Params gives Backward the fp32 weights the Encoder was loaded from and
 // the gradient buffers to accumulate into, by full tensor name (the Load
 // prefix included, e.g. "vision_model.encoder.layers.0.mlp.fc1.weight").
-type Params interface {
-	// Weight returns the tensor's values (row-major, as in the checkpoint).
-	Weight(name string) []float32
-	// Grad returns the tensor's gradient buffer (same length), or nil when
-	// the tensor is not trained (frozen): its gradient is then skipped.
-	Grad(name string) []float32
-}
+type Params = weights.Params
 
 // Tape holds the activations of one ForwardTape call. The zero value is
 // ready; ForwardTape overwrites it.

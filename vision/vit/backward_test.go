@@ -8,25 +8,8 @@ import (
 	"testing"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+	"github.com/glimpse-vlm/glimpse/internal/weights"
 )
-
-// memParams are mutable copies of a checkpoint's tensors with gradients:
-// the Params a trainer gives Backward.
-type memParams struct {
-	w, g   map[string][]float32
-	shapes map[string][]int
-}
-
-func (p *memParams) Weight(name string) []float32 { return p.w[name] }
-func (p *memParams) Grad(name string) []float32   { return p.g[name] }
-
-func (p *memParams) ck() *checkpoint.Checkpoint {
-	ts := map[string]checkpoint.MemTensor{}
-	for n, w := range p.w {
-		ts[n] = checkpoint.MemTensor{Shape: p.shapes[n], Data: w}
-	}
-	return checkpoint.FromFloat32(ts)
-}
 
 // Backward's gradients of every variant (BLIP, ViT, CLIP) agree with
 // finite differences of a random linear function of ForwardTape's output
@@ -40,18 +23,9 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &memParams{w: map[string][]float32{}, g: map[string][]float32{}, shapes: map[string][]int{}}
-		for _, n := range src.Names() {
-			if !strings.HasPrefix(n, gc.prefix) {
-				continue
-			}
-			v, err := src.Float32(n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.w[n] = append([]float32(nil), v...)
-			p.g[n] = make([]float32, len(v))
-			p.shapes[n] = src.Shape(n)
+		p, err := weights.CopyParams(src, gc.prefix)
+		if err != nil {
+			t.Fatal(err)
 		}
 		src.Close()
 		r := rand.New(rand.NewPCG(3, 4))
@@ -60,7 +34,7 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 		for i := range pixels {
 			pixels[i] = float32(r.NormFloat64())
 		}
-		enc, err := Load(p.ck(), gc.prefix, cfg)
+		enc, err := Load(p.Checkpoint(), gc.prefix, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +43,7 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 			c[i] = float32(r.NormFloat64())
 		}
 		loss := func() float64 {
-			e, err := Load(p.ck(), gc.prefix, cfg)
+			e, err := Load(p.Checkpoint(), gc.prefix, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -98,13 +72,13 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 			t.Fatal(err)
 		}
 		checked, bad := 0, 0
-		names := make([]string, 0, len(p.w))
-		for n := range p.w {
+		names := make([]string, 0, len(p.W))
+		for n := range p.W {
 			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			w := p.w[n]
+			w := p.W[n]
 			if strings.Contains(n, "pooler") { // not on Forward's path
 				continue
 			}
@@ -117,7 +91,7 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 				w[i] = old - h
 				fm := loss()
 				w[i] = old
-				num, got := (fp-fm)/(2*h), float64(p.g[n][i])
+				num, got := (fp-fm)/(2*h), float64(p.G[n][i])
 				checked++
 				if math.Abs(num-got) > 0.03*math.Max(math.Abs(num), math.Abs(got))+0.05 {
 					bad++
