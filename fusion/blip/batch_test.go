@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/batchtest"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -76,43 +77,7 @@ func TestBatchingIndependence(t *testing.T) {
 		}
 		return fmt.Sprintf("%v %q %v %s", g.TokenIDs, g.Text, g.Logprobs, g.Finish)
 	}
-	alone := make([]string, 16)
-	for i := range alone {
-		alone[i] = run(i)
-		if strings.HasPrefix(alone[i], "error") {
-			t.Fatalf("request %d: %s", i, alone[i])
-		}
-	}
-	// The outputs must equal the lone runs on every attempt. Whether the
-	// scheduler really merged the requests depends on goroutine timing, so
-	// the proof of batching gets up to three attempts on a loaded machine.
-	var steps, rows int64
-	for attempt := 0; attempt < 3; attempt++ {
-		s0, r0 := m.batch.Stats()
-		together := make([]string, 16)
-		var wg sync.WaitGroup
-		for i := range together {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				together[i] = run(i)
-			}()
-		}
-		wg.Wait()
-		for i := range alone {
-			if alone[i] != together[i] {
-				t.Errorf("request %d (%+v):\nalone   %s\nbatched %s", i, opts[i%len(opts)], alone[i], together[i])
-			}
-		}
-		s1, r1 := m.batch.Stats()
-		steps, rows = s1-s0, r1-r0
-		if steps > 0 && rows >= 2*steps {
-			break
-		}
-	}
-	if steps == 0 || rows < 2*steps {
-		t.Errorf("%d steps carried %d sequences: concurrent requests were not batched", steps, rows)
-	}
+	alone, steps, rows := batchtest.SameAsAlone(t, 16, run, func(i int) string { return fmt.Sprintf("%+v", opts[i%len(opts)]) }, m.batch.Stats)
 	t.Logf("batched run: %d steps, %d sequences", steps, rows)
 	// The two requests with seed 7 and different other settings differ
 	// from each other but each is reproducible (checked above); greedy

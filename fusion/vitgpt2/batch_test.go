@@ -3,9 +3,9 @@ package vitgpt2
 import (
 	"context"
 	"fmt"
+	"github.com/glimpse-vlm/glimpse/internal/batchtest"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/glimpse-vlm/glimpse/fusion"
@@ -50,40 +50,5 @@ func TestBatchingIndependence(t *testing.T) {
 		}
 		return fmt.Sprintf("%v %q %q %v %s", g.TokenIDs, g.Text, streamed.String(), g.Logprobs, g.Finish)
 	}
-	alone := make([]string, len(imgs))
-	for i := range alone {
-		if alone[i] = run(i); strings.HasPrefix(alone[i], "error") {
-			t.Fatalf("request %d: %s", i, alone[i])
-		}
-	}
-	// The outputs must equal the lone runs on every attempt. Whether the
-	// scheduler really merged the requests depends on goroutine timing, so
-	// the proof of batching gets up to three attempts on a loaded machine.
-	var steps, rows int64
-	for attempt := 0; attempt < 3; attempt++ {
-		s0, r0 := m.batch.Stats()
-		together := make([]string, len(imgs))
-		var wg sync.WaitGroup
-		for i := range together {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				together[i] = run(i)
-			}()
-		}
-		wg.Wait()
-		for i := range alone {
-			if alone[i] != together[i] {
-				t.Errorf("request %d (%+v):\nalone   %s\nbatched %s", i, opts[i%len(opts)], alone[i], together[i])
-			}
-		}
-		s1, r1 := m.batch.Stats()
-		steps, rows = s1-s0, r1-r0
-		if steps > 0 && rows >= 2*steps {
-			break
-		}
-	}
-	if steps == 0 || rows < 2*steps {
-		t.Errorf("%d steps carried %d sequences: the requests were not batched", steps, rows)
-	}
+	batchtest.SameAsAlone(t, len(imgs), run, func(i int) string { return fmt.Sprintf("%+v", opts[i%len(opts)]) }, m.batch.Stats)
 }
