@@ -269,11 +269,10 @@ func benchServe(e *env, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 
-	for _, n := range clients {
-		total := *perLevel
-		if total == 0 {
-			total = max(4, n)
-		}
+	// level runs n client goroutines and measures them: with perClient > 0
+	// client w sends perClient requests with its own image own(w); otherwise
+	// the clients share out total requests, request i with image(i).
+	level := func(n, total int, image func(i int) client.Image, own func(w int) client.Image, perClient int) (benchLevel, error) {
 		var mu sync.Mutex
 		var lats []float64
 		var toks int64
@@ -289,8 +288,20 @@ func benchServe(e *env, args []string) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := range next {
-					img := fresh(i)
+				for k := 0; ; k++ {
+					var img client.Image
+					if perClient > 0 {
+						if k == perClient {
+							return
+						}
+						img = own(w)
+					} else {
+						i, ok := <-next
+						if !ok {
+							return
+						}
+						img = image(i)
+					}
 					t0 := time.Now()
 					r, err := c.Caption(ctx, img, "", opts)
 					mu.Lock()
@@ -307,12 +318,24 @@ func benchServe(e *env, args []string) error {
 		}
 		wg.Wait()
 		if firstErr != nil {
-			return firstErr
+			return benchLevel{}, firstErr
 		}
 		wall := time.Since(start).Seconds()
-		res.Concurrency = append(res.Concurrency, benchLevel{Clients: n, Requests: total,
+		return benchLevel{Clients: n, Requests: total,
 			RequestsPerS: float64(total) / wall, TokensPerS: float64(toks) / wall,
-			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)})
+			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)}, nil
+	}
+
+	for _, n := range clients {
+		total := *perLevel
+		if total == 0 {
+			total = max(4, n)
+		}
+		l, err := level(n, total, fresh, nil, 0)
+		if err != nil {
+			return err
+		}
+		res.Concurrency = append(res.Concurrency, l)
 	}
 	// Cached-image phase: client w captions its own image again and again;
 	// its first request (not timed) encodes the image, the next ones find
@@ -328,40 +351,11 @@ func benchServe(e *env, args []string) error {
 				return err
 			}
 		}
-		var mu sync.Mutex
-		var lats []float64
-		var toks int64
-		var firstErr error
-		start := time.Now()
-		var wg sync.WaitGroup
-		for w := 0; w < n; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range *cachedPer {
-					t0 := time.Now()
-					r, err := c.Caption(ctx, own[w], "", opts)
-					mu.Lock()
-					if err != nil && firstErr == nil {
-						firstErr = err
-					}
-					if err == nil {
-						lats = append(lats, ms(time.Since(t0)))
-						toks += int64(r.GetUsage().GetGeneratedTokens())
-					}
-					mu.Unlock()
-				}
-			}()
+		l, err := level(n, n**cachedPer, nil, func(w int) client.Image { return own[w] }, *cachedPer)
+		if err != nil {
+			return err
 		}
-		wg.Wait()
-		if firstErr != nil {
-			return firstErr
-		}
-		wall := time.Since(start).Seconds()
-		total := n * *cachedPer
-		res.ConcurrencyCached = append(res.ConcurrencyCached, benchLevel{Clients: n, Requests: total,
-			RequestsPerS: float64(total) / wall, TokensPerS: float64(toks) / wall,
-			P50Ms: percentile(lats, 50), P99Ms: percentile(lats, 99)})
+		res.ConcurrencyCached = append(res.ConcurrencyCached, l)
 	}
 	if steps, rows := batchStats(loaded); steps > steps0 {
 		res.MeanBatchRows = float64(rows-rows0) / float64(steps-steps0)
