@@ -365,16 +365,18 @@ func attnTask(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, sc *
 		clear(sc.bias[kEnd:])
 		kv.bias = sc.bias
 	}
-	if i1-i0 >= attnPackRows && kEnd > 0 {
-		need := kEnd * d
-		packK = packK && !vec
-		if packK {
-			need *= 2
-		}
-		sc.kv = grow(sc.kv, need)
-		vp := sc.kv[:kEnd*d]
-		for j := 0; j < kEnd; j++ {
-			copy(vp[j*d:j*d+d], kv.v[j*kv.ldv:j*kv.ldv+d])
+	// Rows already d floats apart (one head as wide as the matrix) are
+	// contiguous: copying them would change nothing but the time taken.
+	packV := kv.ldv != d
+	packK = packK && !vec && kv.ldk != d
+	if i1-i0 >= attnPackRows && kEnd > 0 && (packV || packK) {
+		sc.kv = grow(sc.kv, 2*kEnd*d)
+		if packV {
+			vp := sc.kv[:kEnd*d]
+			for j := 0; j < kEnd; j++ {
+				copy(vp[j*d:j*d+d], kv.v[j*kv.ldv:j*kv.ldv+d])
+			}
+			kv.v, kv.ldv = vp, d
 		}
 		if packK {
 			kp := sc.kv[kEnd*d : 2*kEnd*d]
@@ -383,7 +385,6 @@ func attnTask(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, sc *
 			}
 			kv.k, kv.ldk = kp, d
 		}
-		kv.v, kv.ldv = vp, d
 	}
 	for b0 := i0; b0 < i1; b0 += attnQueryBlock {
 		attnBlock(p, s, h, b0, min(b0+attnQueryBlock, i1), vec, &kv, sc)

@@ -405,6 +405,40 @@ func TestLinearForward(t *testing.T) {
 	}
 }
 
+// TestLinearForwardLD: strided rows in and out give, row for row, the
+// bits of Forward on contiguous copies, and leave the gaps alone.
+func TestLinearForwardLD(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	in, out := 24, 40
+	l := NewLinear(randMat(rng, out*in), out, in, randMat(rng, out))
+	for _, rows := range []int{1, 3, 13} {
+		ldx, ldy := in+9, out+5
+		xs := randMat(rng, rows*ldx)
+		x := make([]float32, rows*in)
+		for r := 0; r < rows; r++ {
+			copy(x[r*in:(r+1)*in], xs[r*ldx:])
+		}
+		want := make([]float32, rows*out)
+		l.Forward(want, x, rows, ActGELU)
+		ys := nanMat(rows * ldy)
+		l.ForwardLD(ys, ldy, xs, ldx, rows, ActGELU)
+		for r := 0; r < rows; r++ {
+			for j := 0; j < ldy; j++ {
+				got := ys[r*ldy+j]
+				if j >= out {
+					if !math.IsNaN(float64(got)) {
+						t.Fatalf("rows %d: gap (%d,%d) written", rows, r, j)
+					}
+					continue
+				}
+				if math.Float32bits(got) != math.Float32bits(want[r*out+j]) {
+					t.Fatalf("rows %d: (%d,%d) = %v, Forward gives %v", rows, r, j, got, want[r*out+j])
+				}
+			}
+		}
+	}
+}
+
 func transpose(x []float32, r, c int) []float32 {
 	t := make([]float32, r*c)
 	for i := 0; i < r; i++ {

@@ -45,6 +45,20 @@ func (l *Linear) Forward(y, x []float32, rows int, act Activation) {
 	}
 }
 
+// ForwardLD is Forward for strided operands: x has rows rows of In()
+// values ldx floats apart and y rows of Out() values ldy floats apart (e.g.
+// one attention head's columns of a wider matrix). Each output row is bit
+// for bit what Forward gives for it. It panics, like GemmPacked, if a
+// slice is too short or a leading dimension too small.
+func (l *Linear) ForwardLD(y []float32, ldy int, x []float32, ldx int, rows int, act Activation) {
+	w := l.W
+	GemmPacked(rows, 1, x, ldx, w, 0, y, ldy)
+	runtime.KeepAlive(w)
+	if l.Bias != nil || act != ActNone {
+		AddBiasAct(y, rows, w.N(), ldy, l.Bias, act)
+	}
+}
+
 // WeightRows copies the weights of outputs ids (row o of NewLinear's
 // [out, in] weight; column o of NewLinearInOut's [in, out] one) into dst (len(ids)·In()
 // floats), reading them back from the packed copy: the values are exactly

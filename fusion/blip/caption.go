@@ -90,7 +90,9 @@ func (m *CaptionModel) CaptionIDs(ctx context.Context, img *fusion.ImageState, p
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := m.dec.CrossKV(img.Hidden, img.Tokens, nil)
+	// Folded: the request holds the image states laid out as keys (2 MB
+	// for BLIP-base) rather than every layer's keys and values (43 MB).
+	cross, err := m.dec.CrossFolded(img.Hidden, img.Tokens, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/glimpse-vlm/glimpse/fusion"
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
+	"github.com/glimpse-vlm/glimpse/text/bert"
 	"github.com/glimpse-vlm/glimpse/text/generate"
 )
 
@@ -156,6 +157,18 @@ func (r *recorder) Step(ctx context.Context, tokens [][]int) ([][]float32, error
 	return out, err
 }
 
+// crossForm is one way of making the decoder's cross-attention state.
+type crossForm struct {
+	name string
+	make func(enc []float32, encLen int, mask []int) (*bert.CrossKV, error)
+}
+
+// crossForms are the projected (CrossKV) and folded (CrossFolded, what
+// serving uses) forms; both must match HF.
+func crossForms(dec *bert.Model) []crossForm {
+	return []crossForm{{"projected", dec.CrossKV}, {"folded", dec.CrossFolded}}
+}
+
 func TestCaptionGolden(t *testing.T) {
 	m := loadCaptionGolden(t)
 	g := openGolden(t, "blip-caption")
@@ -202,45 +215,47 @@ func TestCaptionGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				cross, err := m.dec.CrossKV(st.Hidden, st.Tokens, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rec := &recorder{Stepper: newDecoderStepper(m.dec, cross)}
-				var res *generate.Result
-				if tc.beams > 1 {
-					res, err = generate.Beam(ctx, rec, prompt, cfg)
-				} else {
-					res, err = generate.Greedy(ctx, rec, prompt, cfg, nil)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				got := append(append([]int{}, prompt...), res.Tokens...)
 				w := trimGenerated(wantIDs[b], len(prompt), sep)
-				if !equalIDs(got, w) {
-					t.Fatalf("image %d: ids %v, want %v", b, got, w)
-				}
-				if tc.perStep {
-					steps, v := sshape[1], sshape[2]
-					var flat []float32
-					for _, s := range rec.steps {
-						flat = append(flat, s...)
+				for _, form := range crossForms(m.dec) {
+					cross, err := form.make(st.Hidden, st.Tokens, nil)
+					if err != nil {
+						t.Fatal(err)
 					}
-					check(t, fmt.Sprintf("image %d greedy step logits", b), flat, stepScores[b*steps*v:b*steps*v+len(flat)])
-				}
-				if tc.scores != "" {
-					ws, _ := g.f32(tc.scores)
-					if d := math.Abs(res.Score - float64(ws[b])); d > 1e-4*math.Max(1, math.Abs(float64(ws[b]))) {
-						t.Errorf("image %d: sequences_score %v, want %v", b, res.Score, ws[b])
+					rec := &recorder{Stepper: newDecoderStepper(m.dec, cross)}
+					var res *generate.Result
+					if tc.beams > 1 {
+						res, err = generate.Beam(ctx, rec, prompt, cfg)
 					} else {
-						t.Logf("image %d: sequences_score %v (HF %v)", b, res.Score, ws[b])
+						res, err = generate.Greedy(ctx, rec, prompt, cfg, nil)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := append(append([]int{}, prompt...), res.Tokens...)
+					if !equalIDs(got, w) {
+						t.Fatalf("%s: image %d: ids %v, want %v", form.name, b, got, w)
+					}
+					if tc.perStep {
+						steps, v := sshape[1], sshape[2]
+						var flat []float32
+						for _, s := range rec.steps {
+							flat = append(flat, s...)
+						}
+						check(t, fmt.Sprintf("%s: image %d greedy step logits", form.name, b), flat, stepScores[b*steps*v:b*steps*v+len(flat)])
+					}
+					if tc.scores != "" {
+						ws, _ := g.f32(tc.scores)
+						if d := math.Abs(res.Score - float64(ws[b])); d > 1e-4*math.Max(1, math.Abs(float64(ws[b]))) {
+							t.Errorf("%s: image %d: sequences_score %v, want %v", form.name, b, res.Score, ws[b])
+						} else {
+							t.Logf("%s: image %d: sequences_score %v (HF %v)", form.name, b, res.Score, ws[b])
+						}
 					}
 				}
-				// The same through CaptionIDs (cross K/V built inside).
+				// The same through CaptionIDs (cross-attention state built inside).
 				res2, err := m.CaptionIDs(ctx, st, prompt, cfg, nil)
-				if err != nil || !equalIDs(res2.Tokens, res.Tokens) {
-					t.Fatalf("CaptionIDs: %v %v, want %v", res2, err, res.Tokens)
+				if err != nil || !equalIDs(append(append([]int{}, prompt...), res2.Tokens...), w) {
+					t.Fatalf("CaptionIDs: %v %v, want %v", res2, err, w)
 				}
 			}
 		})
@@ -276,26 +291,28 @@ func TestVQAGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, fmt.Sprintf("question_embeds %d", b), qs, qe[b*L*H:(b+1)*L*H])
-		cross, err := m.dec.CrossKV(qs, L, nil)
-		if err != nil {
-			t.Fatal(err)
+		for _, form := range crossForms(m.dec) {
+			cross, err := form.make(qs, L, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{Stepper: newDecoderStepper(m.dec, cross)}
+			res, err := generate.Greedy(context.Background(), rec, []int{m.cfg.Text.BOS}, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := append([]int{m.cfg.Text.BOS}, res.Tokens...)
+			w := trimGenerated(ans[b], 1, m.cfg.Text.SEP)
+			if !equalIDs(got, w) {
+				t.Fatalf("image %d: answer %v, want %v", b, got, w)
+			}
+			var flat []float32
+			for _, s := range rec.steps {
+				flat = append(flat, s...)
+			}
+			steps, v := sshape[1], sshape[2]
+			check(t, fmt.Sprintf("%s: answer step logits %d", form.name, b), flat, scores[b*steps*v:b*steps*v+len(flat)])
 		}
-		rec := &recorder{Stepper: newDecoderStepper(m.dec, cross)}
-		res, err := generate.Greedy(context.Background(), rec, []int{m.cfg.Text.BOS}, cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := append([]int{m.cfg.Text.BOS}, res.Tokens...)
-		w := trimGenerated(ans[b], 1, m.cfg.Text.SEP)
-		if !equalIDs(got, w) {
-			t.Fatalf("image %d: answer %v, want %v", b, got, w)
-		}
-		var flat []float32
-		for _, s := range rec.steps {
-			flat = append(flat, s...)
-		}
-		steps, v := sshape[1], sshape[2]
-		check(t, fmt.Sprintf("answer step logits %d", b), flat, scores[b*steps*v:b*steps*v+len(flat)])
 	}
 }
 

@@ -6,19 +6,29 @@ import (
 	"github.com/glimpse-vlm/glimpse/text/bert"
 )
 
-// kvBytes is the KV cache a request holds at most: rows sequences of up to
-// positions tokens (keys and values of every layer) plus the cross-attention
-// keys (laid out for the attention kernel, padded per head) and values over
-// encLen encoder states. The self-attention caches grow by appending, so
-// their capacity may run past their length (Go's growth: a quarter plus a
-// constant, rounded to size classes): half the length again is counted for
-// it.
-func kvBytes(t bert.Config, rows, positions, encLen int) int64 {
-	layers, hidden := t.NumLayers, t.HiddenSize
-	self := int64(rows) * int64(positions) * int64(2*layers*hidden) * 4
-	keys := kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: t.NumHeads, HeadDim: hidden / t.NumHeads}, encLen)
-	cross := int64(layers) * (int64(keys) + int64(encLen)*int64(hidden)*4)
-	return self + self/2 + cross
+// selfKVBytes is the self-attention KV cache a request holds at most: rows
+// sequences of up to positions tokens (keys and values of every layer).
+// The caches grow by appending, so their capacity may run past their
+// length (Go's growth: a quarter plus a constant, rounded to size
+// classes): half the length again is counted for it.
+func selfKVBytes(t bert.Config, rows, positions int) int64 {
+	self := int64(rows) * int64(positions) * int64(2*t.NumLayers*t.HiddenSize) * 4
+	return self + self/2
+}
+
+// projectedCrossBytes is a projected cross-attention state
+// ((*bert.Model).CrossKV) over encLen encoder states: every layer's keys
+// (laid out for the attention kernel, padded per head) and values.
+func projectedCrossBytes(t bert.Config, encLen int) int64 {
+	keys := kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: t.NumHeads, HeadDim: t.HiddenSize / t.NumHeads}, encLen)
+	return int64(t.NumLayers) * (int64(keys) + int64(encLen)*int64(t.HiddenSize)*4)
+}
+
+// foldedCrossBytes is a folded cross-attention state
+// ((*bert.Model).CrossFolded) over encLen encoder states: the states laid
+// out once as keys (the states themselves are counted by their owner).
+func foldedCrossBytes(t bert.Config, encLen int) int64 {
+	return int64(kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: 1, HeadDim: t.EncoderHiddenSize}, encLen))
 }
 
 // imageStateBytes is the memory of one encoded image a request holds while
@@ -30,8 +40,8 @@ func (b *base) imageStateBytes() int64 {
 // KVBytes estimates the memory a caption request holds while it is live,
 // for the server's memory accounting: the self-attention KV caches of its
 // sequences (beams) for a decoder prompt of promptTokens tokens (at least
-// the start token) plus max_new_tokens, the cross-attention keys and
-// values over the image, and the image state itself; 0 if the options are
+// the start token) plus max_new_tokens, the folded cross-attention state
+// over the image, and the image state itself; 0 if the options are
 // invalid.
 func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	promptTokens = max(promptTokens, 1)
@@ -40,14 +50,14 @@ func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) in
 		return 0
 	}
 	t := m.cfg.Text
-	return kvBytes(t, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens, m.vision.Tokens()) + m.imageStateBytes()
+	return selfKVBytes(t, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens) + foldedCrossBytes(t, m.vision.Tokens()) + m.imageStateBytes()
 }
 
 // KVBytes estimates the memory a question of promptTokens tokens holds
 // while it is live: the image state, the question encoder's pass (its
-// caches and cross-attention over the image) and the answer decoder's
-// caches and cross-attention over the question; 0 if the options are
-// invalid.
+// caches and projected cross-attention over the image), the question
+// states, and the answer decoder's caches and folded cross-attention over
+// them; 0 if the options are invalid.
 func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	promptTokens = max(promptTokens, 1)
 	cfg, err := m.DecodeConfig(opts)
@@ -55,8 +65,10 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 		return 0
 	}
 	t := m.cfg.Text
-	enc := kvBytes(t, 1, promptTokens, m.vision.Tokens())
-	return enc + kvBytes(t, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens, promptTokens) + m.imageStateBytes()
+	enc := selfKVBytes(t, 1, promptTokens) + projectedCrossBytes(t, m.vision.Tokens())
+	states := int64(promptTokens) * int64(t.HiddenSize) * 4
+	dec := selfKVBytes(t, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens) + foldedCrossBytes(t, promptTokens) + states
+	return enc + dec + m.imageStateBytes()
 }
 
 // BatchStats returns the decoding steps run by the model's iteration-level

@@ -12,7 +12,7 @@ import (
 
 // TestKVBytesCoversRealMemory checks the memory accounting of a caption
 // request against the memory the model really allocates for it: the image
-// state, the cross-attention keys and values over the image, and one
+// state, the folded cross-attention state over the image, and one
 // self-attention cache per beam grown to the request's length. The
 // estimate must cover it without counting much more than is there.
 func TestKVBytesCoversRealMemory(t *testing.T) {
@@ -28,7 +28,7 @@ func TestKVBytesCoversRealMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cross, err := m.dec.CrossKV(st.Hidden, st.Tokens, nil)
+	cross, err := m.dec.CrossFolded(st.Hidden, st.Tokens, nil) // what CaptionIDs holds
 	if err != nil {
 		t.Fatal(err)
 	}

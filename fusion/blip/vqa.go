@@ -98,7 +98,7 @@ func (m *VQAModel) AnswerIDs(ctx context.Context, img *fusion.ImageState, questi
 	if err != nil {
 		return nil, err
 	}
-	cross, err := m.dec.CrossKV(q, len(question), nil)
+	cross, err := m.dec.CrossFolded(q, len(question), nil)
 	if err != nil {
 		return nil, err
 	}

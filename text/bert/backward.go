@@ -108,7 +108,9 @@ func (m *Model) Backward(t *Tape, dHidden []float32, p Params, needEnc bool) ([]
 			dcctx := make([]float32, rows*h)
 			linearBackward(p, []string{L(names.crossOut, i)}, dcctx, dcres, rec.cctx, rows, h, h)
 			// The keys and values again, as CrossKV computed them (it keeps
-			// the keys only in the attention kernel's layout).
+			// the keys only in the attention kernel's layout). Folded states
+			// (CrossFolded) compute the same function, so its gradient is
+			// this one too.
 			kv := make([]float32, x.n*2*h)
 			layer.Cross.KV.Forward(kv, x.enc, x.n, kernels.ActNone)
 			k, v := make([]float32, x.n*h), make([]float32, x.n*h)

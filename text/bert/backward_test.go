@@ -23,7 +23,8 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 	for _, tc := range []struct {
 		prefix string
 		head   bool
-	}{{"text_encoder.", false}, {"text_decoder.", true}} {
+		folded bool // cross-attend through CrossFolded (same function, other sums)
+	}{{"text_encoder.", false, false}, {"text_decoder.", true, false}, {"text_decoder.", true, true}} {
 		p, err := weights.CopyParams(src, tc.prefix)
 		if err != nil {
 			t.Fatal(err)
@@ -51,7 +52,11 @@ func TestBackwardFiniteDifferences(t *testing.T) {
 			c[i] = float32(r.NormFloat64())
 		}
 		run := func(m *Model, ws *Workspace) []float32 {
-			x, err := m.CrossKV(enc, encLen, encMask)
+			cross := m.CrossKV
+			if tc.folded {
+				cross = m.CrossFolded
+			}
+			x, err := cross(enc, encLen, encMask)
 			if err != nil {
 				t.Fatal(err)
 			}

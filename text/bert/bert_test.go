@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/glimpse-vlm/glimpse/internal/checkpoint"
@@ -121,43 +122,60 @@ func TestCaptionDecoderTeacherForced(t *testing.T) {
 	B, L, H, V, N, D := ishape[0], ishape[1], cfg.HiddenSize, cfg.VocabSize, vshape[1], vshape[2]
 	last := (hshape[0] - 1) * B * L * H
 	var ws Workspace
-	for b := 0; b < B; b++ {
-		cross, err := m.CrossKV(vis[b*N*D:(b+1)*N*D], N, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Whole sequence at once, with the padding mask.
-		out, err := m.Forward(&ws, []Seq{{Tokens: ids[b], Cache: &Cache{}, Cross: cross, Mask: mask[b]}}, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "hidden states row "+string(rune('0'+b)), out, hs[last+b*L*H:last+(b+1)*L*H])
-		lg, err := m.Logits(&ws, out, L)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "logits row "+string(rune('0'+b)), lg, logits[b*L*V:(b+1)*L*V])
+	for _, form := range crossForms(m) {
+		for b := 0; b < B; b++ {
+			cross, err := form.make(vis[b*N*D:(b+1)*N*D], N, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cross.Folded() != (form.name == "folded") {
+				t.Fatalf("%s: Folded() = %v", form.name, cross.Folded())
+			}
+			// Whole sequence at once, with the padding mask.
+			out, err := m.Forward(&ws, []Seq{{Tokens: ids[b], Cache: &Cache{}, Cross: cross, Mask: mask[b]}}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, form.name+": hidden states row "+string(rune('0'+b)), out, hs[last+b*L*H:last+(b+1)*L*H])
+			lg, err := m.Logits(&ws, out, L)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, form.name+": logits row "+string(rune('0'+b)), lg, logits[b*L*V:(b+1)*L*V])
 
-		// Token by token through the KV cache: same logits at real positions.
-		real := 0
-		for _, v := range mask[b] {
-			real += v
-		}
-		cache := &Cache{}
-		step := make([]float32, 0, real*V)
-		for i := 0; i < real; i++ {
-			out, err := m.Forward(&ws, []Seq{{Tokens: ids[b][i : i+1], Cache: cache, Cross: cross}}, true)
-			if err != nil {
-				t.Fatal(err)
+			// Token by token through the KV cache: same logits at real positions.
+			real := 0
+			for _, v := range mask[b] {
+				real += v
 			}
-			lg, err := m.Logits(&ws, out, 1)
-			if err != nil {
-				t.Fatal(err)
+			cache := &Cache{}
+			step := make([]float32, 0, real*V)
+			for i := 0; i < real; i++ {
+				out, err := m.Forward(&ws, []Seq{{Tokens: ids[b][i : i+1], Cache: cache, Cross: cross}}, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lg, err := m.Logits(&ws, out, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				step = append(step, lg...)
 			}
-			step = append(step, lg...)
+			check(t, form.name+": cached step logits row "+string(rune('0'+b)), step, logits[b*L*V:b*L*V+real*V])
 		}
-		check(t, "cached step logits row "+string(rune('0'+b)), step, logits[b*L*V:b*L*V+real*V])
 	}
+}
+
+// crossForm is one way of making a decoder's cross-attention state.
+type crossForm struct {
+	name string
+	make func(enc []float32, encLen int, mask []int) (*CrossKV, error)
+}
+
+// crossForms are the projected (CrossKV) and folded (CrossFolded) forms;
+// both must match HF.
+func crossForms(m *Model) []crossForm {
+	return []crossForm{{"projected", m.CrossKV}, {"folded", m.CrossFolded}}
 }
 
 func TestVQAEncoderAndDecoder(t *testing.T) {
@@ -191,25 +209,30 @@ func TestVQAEncoderAndDecoder(t *testing.T) {
 
 		// Decoder teacher-forced on the answer, cross-attending to the
 		// golden question states with an all-ones mask.
-		qcross, err := dec.CrossKV(qe[b*Lq*H:(b+1)*Lq*H], Lq, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		am := make([]int, La)
-		for i, id := range ans[b] {
-			if id != cfg.PAD || i == 0 {
-				am[i] = 1
+		for _, form := range crossForms(dec) {
+			qcross, err := form.make(qe[b*Lq*H:(b+1)*Lq*H], Lq, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
+			am := make([]int, La)
+			for i, id := range ans[b] {
+				if id != cfg.PAD || i == 0 {
+					am[i] = 1
+				}
+			}
+			out, err = dec.Forward(&ws, []Seq{{Tokens: ans[b], Cache: &Cache{}, Cross: qcross, Mask: am}}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lg, err := dec.Logits(&ws, out, La)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, form.name+": answer teacher-forced logits", lg, alog[b*La*V:(b+1)*La*V])
 		}
-		out, err = dec.Forward(&ws, []Seq{{Tokens: ans[b], Cache: &Cache{}, Cross: qcross, Mask: am}}, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lg, err := dec.Logits(&ws, out, La)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "answer teacher-forced logits", lg, alog[b*La*V:(b+1)*La*V])
+	}
+	if _, err := enc.CrossFolded(img[:N*D], N, nil); err == nil || !strings.Contains(err.Error(), "use CrossKV") {
+		t.Errorf("CrossFolded on the text encoder (no LM head): err = %v, want one that says to use CrossKV", err)
 	}
 }
 
@@ -359,5 +382,88 @@ func TestTiedDecoder(t *testing.T) {
 		if la[i] != lb[i] {
 			t.Fatalf("logit %d: tied %v, explicit %v", i, la[i], lb[i])
 		}
+	}
+}
+
+// TestCrossFormsBatched: sequences with folded, projected and no
+// cross-attention state, run through Forward together, get bit for bit
+// what each gets alone, at a prompt step and at a decoding step.
+func TestCrossFormsBatched(t *testing.T) {
+	ck, cfg, g := openGolden(t, "blip-caption")
+	m, err := Load(ck, "text_decoder.", cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vis, vshape := g.f32("vision_last_hidden_state")
+	N, D := vshape[1], vshape[2]
+	img := func(b int) []float32 { return vis[b*N*D : (b+1)*N*D] }
+	f0, err := m.CrossFolded(img(0), N, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f1, err := m.CrossFolded(img(1), N, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, err := m.CrossKV(img(1), N, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crosses := []*CrossKV{f0, p1, nil, f1, f0}
+	prompts := [][]int{{cfg.BOS, 5, 9}, {cfg.BOS}, {cfg.BOS, 7}, {cfg.BOS, 3, 4, 8}, {cfg.BOS, 2}}
+	H := cfg.HiddenSize
+	// run feeds the sequences idx (each its prompt, then token 11) through
+	// Forward as one batch and returns each one's hidden rows per step.
+	run := func(idx []int) map[int][][]float32 {
+		var ws Workspace
+		caches := make([]*Cache, len(idx))
+		for i := range caches {
+			caches[i] = &Cache{}
+		}
+		out := map[int][][]float32{}
+		for step := 0; step < 2; step++ {
+			var seqs []Seq
+			for i, s := range idx {
+				tok := prompts[s]
+				if step == 1 {
+					tok = []int{11}
+				}
+				seqs = append(seqs, Seq{Tokens: tok, Cache: caches[i], Cross: crosses[s]})
+			}
+			h, err := m.Forward(&ws, seqs, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := 0
+			for i, s := range idx {
+				n := len(seqs[i].Tokens)
+				out[s] = append(out[s], append([]float32(nil), h[r*H:(r+n)*H]...))
+				r += n
+			}
+		}
+		return out
+	}
+	all := []int{0, 1, 2, 3, 4}
+	together := run(all)
+	for _, s := range all {
+		alone := run([]int{s})[s]
+		for step := range alone {
+			for i := range alone[step] {
+				if math.Float32bits(alone[step][i]) != math.Float32bits(together[s][step][i]) {
+					t.Fatalf("sequence %d (cross %v) step %d: value %d is %v batched, %v alone", s, crosses[s] != nil, step, i, together[s][step][i], alone[step][i])
+				}
+			}
+		}
+	}
+	// The two forms agree to rounding on the same image.
+	p0, err := m.CrossKV(img(0), N, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crosses[1] = p0
+	prompts[1] = prompts[0]
+	proj := run([]int{1})[1]
+	for step := range proj {
+		check(t, "folded vs projected", together[0][step], proj[step])
 	}
 }

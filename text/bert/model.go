@@ -48,6 +48,26 @@ type CrossAttention struct {
 	KV    *kernels.Linear // fused [self.key; self.value]: (2H, encoder_hidden_size)
 	Out   *kernels.Linear // output.dense: (H, H)
 	Norm  LayerNorm       // output.LayerNorm (H)
+	// Folded holds the key and value weights split by head for
+	// CrossFolded states; nil in models loaded without an LM head.
+	Folded *FoldedCross
+}
+
+// FoldedCross is a cross-attention's key and value projections split by
+// head, for attending to the encoder states themselves instead of to
+// keys and values projected from them. For head j with query q_j, keys
+// k_i = Wk_j·e_i + bk_j and values v_i = Wv_j·e_i + bv_j over encoder
+// states e_i:
+//
+//	q_j·k_i = (q_j·Wk_j)·e_i + q_j·bk_j
+//	Σ_i p_i·v_i = Wv_j·(Σ_i p_i·e_i) + bv_j      (Σ_i p_i = 1)
+//
+// and q_j·bk_j, the same for every key, cancels in the softmax. So a head
+// carries its query into the encoder's space (Key), attends there with the
+// usual scale, and projects the weighted sum of states (Value).
+type FoldedCross struct {
+	Key   []*kernels.Linear // per head: HeadDim → encoder_hidden_size, y = q_j·Wk_j (no bias)
+	Value []*kernels.Linear // per head: encoder_hidden_size → HeadDim, y = Wv_j·s + bv_j
 }
 
 // Layer is one post-norm BERT layer (encoder.layer.i).
@@ -118,24 +138,39 @@ func (c *Cache) Bytes() int {
 	return n
 }
 
-// CrossKV holds every layer's cross-attention keys and values over one
-// request's encoder states (image or question), computed once by
-// (*Model).CrossKV and shared, read-only, by all of that request's
-// sequences (beams) and decoding steps.
+// CrossKV is one request's cross-attention state over its encoder states
+// (image or question), made once and shared, read-only, by all of that
+// request's sequences (beams) and decoding steps. (*Model).CrossKV
+// projects every layer's keys and values; (*Model).CrossFolded keeps only
+// the encoder states, laid out once as keys, and attends to them through
+// the layers' FoldedCross weights.
 type CrossKV struct {
-	keys []*kernels.AttentionKeys // per layer: the keys, laid out once for the attention kernel
-	v    [][]float32              // per layer: (Len, H) values
-	n    int
-	bias []float32 // (Len) additive key bias from the encoder mask, or nil
-	enc  []float32 // the encoder states it was computed from (the caller's slice; Backward needs it)
+	keys []*kernels.AttentionKeys // per layer: the keys, laid out once for the attention kernel (projected form)
+	v    [][]float32              // per layer: (Len, H) values (projected form)
+	// states are the encoder states laid out as the keys of one attention
+	// head of encoder_hidden_size (folded form; nil otherwise).
+	states *kernels.AttentionKeys
+	layers int // the number of layers of the model it was made for
+	n      int
+	bias   []float32 // (Len) additive key bias from the encoder mask, or nil
+	enc    []float32 // the encoder states it was computed from (the caller's slice; folded attention and Backward read it)
 }
 
 // Len is the number of encoder positions.
 func (x *CrossKV) Len() int { return x.n }
 
-// Bytes is the memory the keys and values hold.
+// Folded reports whether x attends through the folded weights
+// (CrossFolded) rather than projected keys and values.
+func (x *CrossKV) Folded() bool { return x.states != nil }
+
+// Bytes is the memory x holds beyond the encoder states it was made from:
+// the keys and values (projected form) or the states laid out as keys
+// (folded form).
 func (x *CrossKV) Bytes() int {
 	n := 4 * len(x.bias)
+	if x.states != nil {
+		n += x.states.Bytes()
+	}
 	for l := range x.v {
 		n += 4*len(x.v[l]) + x.keys[l].Bytes()
 	}
@@ -151,17 +186,11 @@ const maskMin = -math.MaxFloat32
 // has encLen entries (0 = masked, as HF's encoder_attention_mask; nil =
 // all ones).
 func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error) {
-	if !m.HasCrossAttention() {
-		return nil, fmt.Errorf("bert: this text model has no cross-attention weights (is_decoder false)")
+	x, err := m.newCross(enc, encLen, mask)
+	if err != nil {
+		return nil, err
 	}
-	e := m.cfg.EncoderHiddenSize
-	if encLen <= 0 || len(enc) < encLen*e {
-		return nil, fmt.Errorf("bert: encoder states: %d values for %d positions of width %d", len(enc), encLen, e)
-	}
-	if mask != nil && len(mask) != encLen {
-		return nil, fmt.Errorf("bert: encoder mask has %d entries for %d positions", len(mask), encLen)
-	}
-	x := &CrossKV{n: encLen, keys: make([]*kernels.AttentionKeys, len(m.layers)), v: make([][]float32, len(m.layers)), enc: enc[:encLen*e]}
+	x.keys, x.v = make([]*kernels.AttentionKeys, len(m.layers)), make([][]float32, len(m.layers))
 	h := m.cfg.HiddenSize
 	kv := make([]float32, encLen*2*h) // [keys | values] of one layer
 	for l, layer := range m.layers {
@@ -174,6 +203,49 @@ func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error)
 			copy(x.v[l][j*h:(j+1)*h], kv[j*2*h+h:(j+1)*2*h])
 		}
 	}
+	return x, nil
+}
+
+// CrossFolded is CrossKV's folded form (see FoldedCross): it keeps the
+// encoder states enc (the caller's slice, which must not change while x is
+// used) and lays them out once as keys, instead of projecting every
+// layer's keys and values. The two forms compute the same function in a
+// different order of float32 sums (results agree to rounding; each form is
+// bit-for-bit batch invariant on its own). The folded form holds
+// 2·layers·encoder_hidden_size/H times less memory per request (about
+// 1/24 for BLIP) and costs no projection up front, for about
+// 2·heads·encLen·encoder_hidden_size multiply-adds per layer and query
+// token: it suits decoding a few dozen tokens (captions, answers); long
+// prompts over one encoder pass (training) are cheaper projected. The
+// model must have been loaded with its LM head (the decoders carry the
+// folded weights).
+func (m *Model) CrossFolded(enc []float32, encLen int, mask []int) (*CrossKV, error) {
+	if m.HasCrossAttention() && m.layers[0].Cross.Folded == nil {
+		return nil, fmt.Errorf("bert: this text model has no folded cross-attention weights (only decoders loaded with their LM head do); use CrossKV")
+	}
+	x, err := m.newCross(enc, encLen, mask)
+	if err != nil {
+		return nil, err
+	}
+	e := m.cfg.EncoderHiddenSize
+	x.states = kernels.PrepareKeys(m.foldedParams(), x.enc, e, encLen)
+	return x, nil
+}
+
+// newCross checks encoder states and their mask and returns a CrossKV with
+// neither form filled in.
+func (m *Model) newCross(enc []float32, encLen int, mask []int) (*CrossKV, error) {
+	if !m.HasCrossAttention() {
+		return nil, fmt.Errorf("bert: this text model has no cross-attention weights (is_decoder false)")
+	}
+	e := m.cfg.EncoderHiddenSize
+	if encLen <= 0 || len(enc) < encLen*e {
+		return nil, fmt.Errorf("bert: encoder states: %d values for %d positions of width %d", len(enc), encLen, e)
+	}
+	if mask != nil && len(mask) != encLen {
+		return nil, fmt.Errorf("bert: encoder mask has %d entries for %d positions", len(mask), encLen)
+	}
+	x := &CrossKV{n: encLen, layers: len(m.layers), enc: enc[:encLen*e]}
 	if mask != nil {
 		x.bias = make([]float32, encLen)
 		for i, v := range mask {
@@ -183,6 +255,12 @@ func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error)
 		}
 	}
 	return x, nil
+}
+
+// foldedParams are the parameters of folded cross-attention: one head as
+// wide as the encoder states, with the layers' scale 1/√(H/heads).
+func (m *Model) foldedParams() kernels.AttentionParams {
+	return kernels.AttentionParams{Heads: 1, HeadDim: m.cfg.EncoderHiddenSize, Scale: m.attentionParams().Scale}
 }
 
 // Seq is one sequence in a Forward batch.
@@ -205,6 +283,7 @@ type Seq struct {
 // (it is not safe for concurrent use). The zero value is ready.
 type Workspace struct {
 	h, qkv, ctx, tmp, mid, q []float32
+	fq, fctx                 []float32   // folded cross-attention: queries and contexts in the encoder's space
 	bias                     [][]float32 // per sequence: its attention mask as additive key bias
 	attn                     []kernels.AttentionSeq
 	headX, logits            []float32
@@ -240,7 +319,8 @@ func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, erro
 		if s.Mask != nil && len(s.Mask) != s.Cache.n+len(s.Tokens) {
 			return nil, fmt.Errorf("bert: sequence %d: attention mask has %d entries for %d positions", i, len(s.Mask), s.Cache.n+len(s.Tokens))
 		}
-		if s.Cross != nil && (!m.HasCrossAttention() || len(s.Cross.v) != len(m.layers)) {
+		if x := s.Cross; x != nil && (!m.HasCrossAttention() || x.layers != len(m.layers) || len(x.enc) != x.n*c.EncoderHiddenSize ||
+			(x.Folded() && m.layers[0].Cross.Folded == nil)) {
 			return nil, fmt.Errorf("bert: sequence %d: cross-attention state does not belong to this model", i)
 		}
 		for _, id := range s.Tokens {
@@ -372,17 +452,7 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 	// h = LN(h + dense(CrossAttention(h, encoder))) for sequences with an encoder.
 	if layer.Cross != nil && anyCross(seqs) {
 		layer.Cross.Query.Forward(ws.q, ws.h, rows, kernels.ActNone)
-		r = 0
-		ws.attn = ws.attn[:0]
-		for _, s := range seqs {
-			n := len(s.Tokens)
-			if x := s.Cross; x != nil {
-				ws.attn = append(ws.attn, kernels.AttentionSeq{Q: ws.q[r*h:], QLen: n, LDQ: h,
-					Keys: x.keys[l], V: x.v[l], LDV: h, KLen: x.n, KeyBias: x.bias, Out: ws.ctx[r*h:], LDO: h})
-			}
-			r += n
-		}
-		kernels.AttentionBatch(ap, ws.attn)
+		layer.Cross.attend(m, l, ws, seqs, rows)
 		layer.Cross.Out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 		if allCross(seqs) {
 			if rec != nil {
@@ -418,6 +488,82 @@ func (layer *Layer) forward(m *Model, l int, ws *Workspace, seqs []Seq, rows int
 		rec.mid, rec.ores = clone(ws.mid[:rows*c.IntermediateSize]), clone(ws.h[:rows*h])
 	}
 	layer.Norm.Forward(ws.h, ws.h, rows)
+}
+
+// attend writes into ws.ctx the cross-attention context of the rows of
+// every sequence with an encoder, from their queries in ws.q: folded
+// states first (they write every row), then projected keys and values.
+func (x *CrossAttention) attend(m *Model, l int, ws *Workspace, seqs []Seq, rows int) {
+	h := m.cfg.HiddenSize
+	folded, projected := 0, false
+	for _, s := range seqs {
+		if c := s.Cross; c != nil && c.Folded() {
+			folded++
+		} else if c != nil {
+			projected = true
+		}
+	}
+	if folded > 0 {
+		x.attendFolded(m, ws, seqs, rows, folded)
+	}
+	if !projected {
+		return
+	}
+	r := 0
+	ws.attn = ws.attn[:0]
+	for _, s := range seqs {
+		n := len(s.Tokens)
+		if c := s.Cross; c != nil && !c.Folded() {
+			ws.attn = append(ws.attn, kernels.AttentionSeq{Q: ws.q[r*h:], QLen: n, LDQ: h,
+				Keys: c.keys[l], V: c.v[l], LDV: h, KLen: c.n, KeyBias: c.bias, Out: ws.ctx[r*h:], LDO: h})
+		}
+		r += n
+	}
+	kernels.AttentionBatch(m.attentionParams(), ws.attn)
+}
+
+// attendFolded is cross-attention through FoldedCross for the sequences
+// with folded states (folded of them): each row's query of head j becomes
+// q_j·Wk_j, a query of one attention head as wide as the encoder states
+// whose keys and values are those states; the contexts are projected back
+// by Wv_j (+ bv_j). It writes every row of ws.ctx (rows of other
+// sequences get a context of zero states, overwritten or ignored later).
+func (x *CrossAttention) attendFolded(m *Model, ws *Workspace, seqs []Seq, rows, folded int) {
+	c := m.cfg
+	h, heads, e := c.HiddenSize, c.NumHeads, c.EncoderHiddenSize
+	hd := h / heads
+	f := x.Folded
+	// Row r·heads+j of fq / fctx is row r's head j in the encoder's space.
+	ws.fq = grow(ws.fq, rows*heads*e)
+	ws.fctx = grow(ws.fctx, rows*heads*e)
+	for j, k := range f.Key {
+		k.ForwardLD(ws.fq[j*e:], heads*e, ws.q[j*hd:], h, rows, kernels.ActNone)
+	}
+	// Queries of one sequence are independent (no causal mask): a long
+	// decode step of few sequences is cut into parts so that every thread
+	// has work; the kernel gives each query the same bits however cut.
+	parts := max(1, kernels.Threads()/folded)
+	ws.attn = ws.attn[:0]
+	r := 0
+	for _, s := range seqs {
+		n := len(s.Tokens)
+		if st := s.Cross; st != nil && st.Folded() {
+			nq := n * heads
+			per := (nq + parts - 1) / parts
+			for q0 := 0; q0 < nq; q0 += per {
+				q1 := min(nq, q0+per)
+				ws.attn = append(ws.attn, kernels.AttentionSeq{Q: ws.fq[(r*heads+q0)*e:], QLen: q1 - q0, LDQ: e,
+					Keys: st.states, V: st.enc, LDV: e, KLen: st.n, KeyBias: st.bias, Out: ws.fctx[(r*heads+q0)*e:], LDO: e})
+			}
+		} else {
+			clear(ws.fctx[r*heads*e : (r+n)*heads*e])
+		}
+		r += n
+	}
+	kernels.AttentionBatch(m.foldedParams(), ws.attn)
+	for j, v := range f.Value {
+		v.ForwardLD(ws.ctx[j*hd:], h, ws.fctx[j*e:], heads*e, rows, kernels.ActNone)
+	}
 }
 
 func anyCross(seqs []Seq) bool {
