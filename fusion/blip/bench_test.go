@@ -38,22 +38,32 @@ func benchPixels(m *CaptionModel) []float32 {
 	return px
 }
 
-// BenchmarkVisionEncoder is the BLIP-base vision tower on one 384×384 image.
-// Besides wall time it reports the process CPU time (both cores summed),
-// which is less sensitive to other load on a shared machine.
+// BenchmarkVisionEncoder is the BLIP-base vision tower on 384×384 images,
+// one at a time and eight as one batch. Besides wall time per image it
+// reports the process CPU time per image (both cores summed), which is
+// less sensitive to other load on a shared machine.
 func BenchmarkVisionEncoder(b *testing.B) {
 	m := blipBase(b)
-	px := benchPixels(m)
-	ctx := context.Background()
-	b.ResetTimer()
-	c0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		if _, err := m.EncodePixels(ctx, px, 1); err != nil {
-			b.Fatal(err)
-		}
+	for _, batch := range []int{1, 8} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			one := benchPixels(m)
+			px := make([]float32, 0, batch*len(one))
+			for range batch {
+				px = append(px, one...)
+			}
+			ctx := context.Background()
+			b.ResetTimer()
+			c0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if _, err := m.EncodePixels(ctx, px, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := float64(b.N * batch)
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/n, "vision-ms")
+			b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/n, "vision-cpu-ms")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "vision-ms")
-	b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/float64(b.N), "vision-cpu-ms")
 }
 
 // BenchmarkCaption20 is a 20-token greedy caption at batch 1, image
