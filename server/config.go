@@ -50,7 +50,7 @@ type Config struct {
 	// model; their decoding steps run as one batch (--max-batch).
 	MaxBatch int `json:"max_batch" yaml:"max_batch"`
 	// KVCacheBytes bounds the memory the live caption/answer requests of
-	// one model hold (KV caches, cross-attention keys and values, image
+	// one model hold (KV caches, cross-attention states, image
 	// states); requests beyond it wait in the queue, and one that alone
 	// needs more is refused (--kv-cache-bytes, default 128 MiB:
 	// engine.DefaultKVBudget).
@@ -364,7 +364,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "requests running at once")
 	fs.IntVar(&c.MaxQueue, "max-queue", c.MaxQueue, "requests waiting for a slot before RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "caption/answer requests decoding together per model (one batch per step)")
-	fs.Var(bytesFlag{&c.KVCacheBytes}, "kv-cache-bytes", "memory per model for the live caption/answer requests: KV caches, cross-attention keys/values, image states (bytes, or e.g. 512MiB)")
+	fs.Var(bytesFlag{&c.KVCacheBytes}, "kv-cache-bytes", "memory per model for the live caption/answer requests: KV caches, cross-attention states, image states (bytes, or e.g. 512MiB)")
 	fs.Var(intBytesFlag{&c.MaxMessageBytes}, "max-message-bytes", "largest request message (bytes, or e.g. 32MiB)")
 	fs.IntVar(&c.MaxImagesPerRequest, "max-images", c.MaxImagesPerRequest, "images per request")
 	fs.Var(bytesFlag{&c.MaxImageBytes}, "max-image-bytes", "largest encoded image (bytes, or e.g. 20MiB)")

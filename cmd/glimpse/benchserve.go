@@ -87,7 +87,7 @@ func benchServe(e *env, args []string) error {
 	cachedPer := fs.Int("cached-requests", 3, "requests per client in the cached-image phase (0 skips it)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the concurrency levels to this file (go tool pprof)")
 	maxBatch := fs.Int("max-batch", 64, "requests decoding together (the server's --max-batch)")
-	kvBytes := fs.Int64("kv-cache-bytes", engine.DefaultKVBudget, "memory budget of the model's live requests in bytes: KV caches, cross-attention keys/values, image states (the server's --kv-cache-bytes)")
+	kvBytes := fs.Int64("kv-cache-bytes", engine.DefaultKVBudget, "memory budget of the model's live requests in bytes: KV caches, cross-attention states, image states (the server's --kv-cache-bytes)")
 	gcPercent := fs.Int("gc-percent", 0, "Go GC target percentage while benchmarking (0: Go's default or GOGC)")
 	noMemLimit := fs.Bool("no-memory-limit", false, "do not set the Go memory limit from the memory accounting (engine.SetMemoryLimit; GOMEMLIMIT, if set, always wins)")
 	pos, err := parse(fs, args, "")

@@ -11,7 +11,7 @@ import (
 
 // decoderStepper is one request's decoding state in a BLIP text decoder:
 // rows (sequences) each with its own self-attention KV cache, all sharing
-// the request's cross-attention keys and values. It implements
+// the request's cross-attention state (bert.CrossKV). It implements
 // generate.Stepper; all rows of a step run through the decoder as one
 // batch (one GEMM per weight).
 type decoderStepper struct {

@@ -30,7 +30,7 @@ type Config struct {
 	MaxQueue int
 	// KVBudget bounds the memory the live requests hold (KVSizer: the
 	// self-attention KV caches of every sequence up to its maximum length,
-	// the cross-attention keys and values, the image state); default
+	// the cross-attention state, the image state); default
 	// DefaultKVBudget. A request that needs more than the whole budget is
 	// refused (ErrTooLarge), never left waiting.
 	KVBudget int64
@@ -67,19 +67,18 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// DefaultKVBudget is the default Config.KVBudget: 128 MiB, two live
-// 20-token captions of BLIP-base (44 MiB each, 40 of which are the
-// cross-attention keys and values over the image), which keeps
-// `glimpse bench serve` (BLIP-base, 64 clients over loopback gRPC, client
-// in the same process) under 1.3 GB of peak RSS with its 0.85 GiB of packed
-// weights. On a few cores throughput is bound by vision encoding, not by
-// how many requests decode together, so more live requests buy little
-// there; raise it (--kv-cache-bytes) on larger machines, and for long
-// beam searches (8 beams × 512 tokens of BLIP-base need 475 MiB).
+// DefaultKVBudget is the default Config.KVBudget: 128 MiB, about 20 live
+// 20-token captions of BLIP-base (5.8 MiB each: its image state, the
+// folded cross-attention state over it and the self-attention caches),
+// which keeps `glimpse bench serve` (BLIP-base, 64 clients over loopback
+// gRPC, client in the same process) under 1.3 GB of peak RSS with its
+// 0.85 GiB of packed weights. Raise it (--kv-cache-bytes) for long beam
+// searches (8 beams × 512 tokens of BLIP-base need ≈ 430 MiB of
+// self-attention caches).
 const DefaultKVBudget = 128 << 20
 
 // KVSizer is implemented by models that can say how many bytes a request
-// will hold at most while live: KV caches, cross-attention keys and values,
+// will hold at most while live: KV caches, cross-attention state,
 // image state (fusion/blip and fusion/vitgpt2 do). Models without it are
 // accounted with a fixed estimate.
 type KVSizer interface {
