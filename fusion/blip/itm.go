@@ -117,13 +117,13 @@ func (m *RetrievalModel) ITMLogits(img *fusion.ImageState, ids []int) ([2]float3
 }
 
 // itmLogits scores several texts against one image: the image's
-// cross-attention keys and values are computed once and all texts run
-// through the text encoder as one batch.
+// cross-attention state is made once and all texts run through the text
+// encoder as one batch.
 func (m *RetrievalModel) itmLogits(img *fusion.ImageState, texts [][]int) ([][2]float32, error) {
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := m.enc.CrossKV(img.Hidden, img.Tokens, nil)
+	cross, err := m.enc.CrossFolded(img.Hidden, img.Tokens, nil)
 	if err != nil {
 		return nil, err
 	}

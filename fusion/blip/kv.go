@@ -16,14 +16,6 @@ func selfKVBytes(t bert.Config, rows, positions int) int64 {
 	return self + self/2
 }
 
-// projectedCrossBytes is a projected cross-attention state
-// ((*bert.Model).CrossKV) over encLen encoder states: every layer's keys
-// (laid out for the attention kernel, padded per head) and values.
-func projectedCrossBytes(t bert.Config, encLen int) int64 {
-	keys := kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: t.NumHeads, HeadDim: t.HiddenSize / t.NumHeads}, encLen)
-	return int64(t.NumLayers) * (int64(keys) + int64(encLen)*int64(t.HiddenSize)*4)
-}
-
 // foldedCrossBytes is a folded cross-attention state
 // ((*bert.Model).CrossFolded) over encLen encoder states: the states laid
 // out once as keys (the states themselves are counted by their owner).
@@ -55,7 +47,7 @@ func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) in
 
 // KVBytes estimates the memory a question of promptTokens tokens holds
 // while it is live: the image state, the question encoder's pass (its
-// caches and projected cross-attention over the image), the question
+// caches and folded cross-attention over the image), the question
 // states, and the answer decoder's caches and folded cross-attention over
 // them; 0 if the options are invalid.
 func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
@@ -65,7 +57,7 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 		return 0
 	}
 	t := m.cfg.Text
-	enc := selfKVBytes(t, 1, promptTokens) + projectedCrossBytes(t, m.vision.Tokens())
+	enc := selfKVBytes(t, 1, promptTokens) + foldedCrossBytes(t, m.vision.Tokens())
 	states := int64(promptTokens) * int64(t.HiddenSize) * 4
 	dec := selfKVBytes(t, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens) + foldedCrossBytes(t, promptTokens) + states
 	return enc + dec + m.imageStateBytes()

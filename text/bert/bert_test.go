@@ -197,15 +197,18 @@ func TestVQAEncoderAndDecoder(t *testing.T) {
 	B, N, D, Lq, H, La, V := ishape[0], ishape[1], ishape[2], qshape[1], cfg.HiddenSize, ashape[1], cfg.VocabSize
 	var ws Workspace
 	for b := 0; b < B; b++ {
-		cross, err := enc.CrossKV(img[b*N*D:(b+1)*N*D], N, ones(N))
-		if err != nil {
-			t.Fatal(err)
+		var out []float32
+		for _, form := range crossForms(enc) {
+			cross, err := form.make(img[b*N*D:(b+1)*N*D], N, ones(N))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err = enc.Forward(&ws, []Seq{{Tokens: q[b], Cache: &Cache{}, Cross: cross, Mask: qmask[b]}}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, form.name+": question_embeds", out, qe[b*Lq*H:(b+1)*Lq*H])
 		}
-		out, err := enc.Forward(&ws, []Seq{{Tokens: q[b], Cache: &Cache{}, Cross: cross, Mask: qmask[b]}}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "question_embeds", out, qe[b*Lq*H:(b+1)*Lq*H])
 
 		// Decoder teacher-forced on the answer, cross-attending to the
 		// golden question states with an all-ones mask.
@@ -231,8 +234,16 @@ func TestVQAEncoderAndDecoder(t *testing.T) {
 			check(t, form.name+": answer teacher-forced logits", lg, alog[b*La*V:(b+1)*La*V])
 		}
 	}
-	if _, err := enc.CrossFolded(img[:N*D], N, nil); err == nil || !strings.Contains(err.Error(), "use CrossKV") {
-		t.Errorf("CrossFolded on the text encoder (no LM head): err = %v, want one that says to use CrossKV", err)
+	noCross := cfg
+	noCross.CrossAttention = false
+	plain, err := Load(ck, "text_encoder.", noCross, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range crossForms(plain) {
+		if _, err := form.make(img[:N*D], N, nil); err == nil || !strings.Contains(err.Error(), "no cross-attention weights") {
+			t.Errorf("%s on a text model without cross-attention: err = %v", form.name, err)
+		}
 	}
 }
 
@@ -250,16 +261,19 @@ func TestITMEncoder(t *testing.T) {
 	B, N, D, L, H := ishape[0], ishape[1], ishape[2], tshape[1], cfg.HiddenSize
 	var ws Workspace
 	for b := 0; b < B; b++ {
-		cross, err := enc.CrossKV(img[b*N*D:(b+1)*N*D], N, ones(N))
-		if err != nil {
-			t.Fatal(err)
+		var out []float32
+		for _, form := range crossForms(enc) {
+			cross, err := form.make(img[b*N*D:(b+1)*N*D], N, ones(N))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err = enc.Forward(&ws, []Seq{{Tokens: ids[b], Cache: &Cache{}, Cross: cross, Mask: mask[b]}}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, form.name+": itm question_embeds", out, withImg[b*L*H:(b+1)*L*H])
 		}
-		out, err := enc.Forward(&ws, []Seq{{Tokens: ids[b], Cache: &Cache{}, Cross: cross, Mask: mask[b]}}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check(t, "itm question_embeds", out, withImg[b*L*H:(b+1)*L*H])
-		out, err = enc.Forward(&ws, []Seq{{Tokens: ids[b], Cache: &Cache{}, Mask: mask[b]}}, false)
+		out, err := enc.Forward(&ws, []Seq{{Tokens: ids[b], Cache: &Cache{}, Mask: mask[b]}}, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -83,12 +83,10 @@ func Load(ck *checkpoint.Checkpoint, prefix string, cfg Config, withHead bool) (
 			if x.Query, err = ld.Linear(L(names.cq), h, h, true); err != nil {
 				return nil, err
 			}
-			if withHead {
-				// Decoders also get the folded form (CrossFolded); read
-				// before Fused, which releases the file's pages.
-				if x.Folded, err = ld.foldedCross(L(names.ck), L(names.cv), h, e, cfg.NumHeads); err != nil {
-					return nil, err
-				}
+			// The folded form too (CrossFolded); read before Fused,
+			// which releases the file's pages.
+			if x.Folded, err = ld.foldedCross(L(names.ck), L(names.cv), h, e, cfg.NumHeads); err != nil {
+				return nil, err
 			}
 			if x.KV, err = ld.Fused([]string{L(names.ck), L(names.cv)}, h, e); err != nil {
 				return nil, err

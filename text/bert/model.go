@@ -49,7 +49,7 @@ type CrossAttention struct {
 	Out   *kernels.Linear // output.dense: (H, H)
 	Norm  LayerNorm       // output.LayerNorm (H)
 	// Folded holds the key and value weights split by head for
-	// CrossFolded states; nil in models loaded without an LM head.
+	// CrossFolded states.
 	Folded *FoldedCross
 }
 
@@ -215,14 +215,10 @@ func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error)
 // 2·layers·encoder_hidden_size/H times less memory per request (about
 // 1/24 for BLIP) and costs no projection up front, for about
 // 2·heads·encLen·encoder_hidden_size multiply-adds per layer and query
-// token: it suits decoding a few dozen tokens (captions, answers); long
-// prompts over one encoder pass (training) are cheaper projected. The
-// model must have been loaded with its LM head (the decoders carry the
-// folded weights).
+// token: it suits serving (captions, answers, questions and texts of a few
+// dozen tokens); training, which runs many long sequences over the same
+// states, is cheaper projected.
 func (m *Model) CrossFolded(enc []float32, encLen int, mask []int) (*CrossKV, error) {
-	if m.HasCrossAttention() && m.layers[0].Cross.Folded == nil {
-		return nil, fmt.Errorf("bert: this text model has no folded cross-attention weights (only decoders loaded with their LM head do); use CrossKV")
-	}
 	x, err := m.newCross(enc, encLen, mask)
 	if err != nil {
 		return nil, err
@@ -319,8 +315,7 @@ func (m *Model) Forward(ws *Workspace, seqs []Seq, causal bool) ([]float32, erro
 		if s.Mask != nil && len(s.Mask) != s.Cache.n+len(s.Tokens) {
 			return nil, fmt.Errorf("bert: sequence %d: attention mask has %d entries for %d positions", i, len(s.Mask), s.Cache.n+len(s.Tokens))
 		}
-		if x := s.Cross; x != nil && (!m.HasCrossAttention() || x.layers != len(m.layers) || len(x.enc) != x.n*c.EncoderHiddenSize ||
-			(x.Folded() && m.layers[0].Cross.Folded == nil)) {
+		if x := s.Cross; x != nil && (!m.HasCrossAttention() || x.layers != len(m.layers) || len(x.enc) != x.n*c.EncoderHiddenSize) {
 			return nil, fmt.Errorf("bert: sequence %d: cross-attention state does not belong to this model", i)
 		}
 		for _, id := range s.Tokens {
