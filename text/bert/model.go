@@ -211,9 +211,9 @@ func (m *Model) CrossKV(enc []float32, encLen int, mask []int) (*CrossKV, error)
 // used) and lays them out once as keys, instead of projecting every
 // layer's keys and values. The two forms compute the same function in a
 // different order of float32 sums (results agree to rounding; each form is
-// bit-for-bit batch invariant on its own). The folded form holds
-// 2·layers·encoder_hidden_size/H times less memory per request (about
-// 1/24 for BLIP) and costs no projection up front, for about
+// bit-for-bit batch invariant on its own). The folded form holds about
+// 2·layers·H/encoder_hidden_size times less memory per request (24 times
+// for BLIP-base) and costs no projection up front, for about
 // 2·heads·encLen·encoder_hidden_size multiply-adds per layer and query
 // token: it suits serving (captions, answers, questions and texts of a few
 // dozen tokens); training, which runs many long sequences over the same
