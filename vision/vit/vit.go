@@ -279,8 +279,7 @@ func (l *block) forward(c Config, h []float32, batch, t int, ws *workspace, rec 
 	ap := attentionParams(c)
 	for b := 0; b < batch; b++ { // attention within each image only
 		q := ws.qkv[b*t*3*d:]
-		// Full attention over the image's tokens: scores as matrix products.
-		kernels.AttentionDense(ap, q, t, 3*d, q[d:], 3*d, q[2*d:], 3*d, t, ws.ctx[b*t*d:], d)
+		kernels.Attention(ap, q, t, 3*d, q[d:], 3*d, q[2*d:], 3*d, t, ws.ctx[b*t*d:], d)
 	}
 	l.out.Forward(ws.tmp, ws.ctx, rows, kernels.ActNone)
 	kernels.Add(h, h, ws.tmp)
