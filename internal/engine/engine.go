@@ -38,9 +38,16 @@ type Config struct {
 	RetryAfter time.Duration
 	// VisionBatch is the most images encoded as one batch; default 8.
 	VisionBatch int
-	// VisionWindow is how long the first image of a batch waits for
-	// others; default 3 ms. A negative value disables batching.
+	// VisionWindow is how long a batch waits for the next image: the
+	// batch closes when no image has arrived for VisionWindow (default
+	// 3 ms), when it is full, or VisionMaxWait after its first image. A
+	// negative value disables batching.
 	VisionWindow time.Duration
+	// VisionMaxWait bounds how long the first image of a batch waits
+	// while more keep arriving; default 20 ms (a burst of requests decodes
+	// its images over several milliseconds before they reach the encoder,
+	// and one image takes hundreds of milliseconds to encode).
+	VisionMaxWait time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +70,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.VisionWindow == 0 {
 		c.VisionWindow = 3 * time.Millisecond
+	}
+	if c.VisionMaxWait <= 0 {
+		c.VisionMaxWait = 20 * time.Millisecond
 	}
 	return c
 }
@@ -142,7 +152,7 @@ type waiter struct {
 func New(m fusion.Model, cfg Config) *Engine {
 	cfg = cfg.withDefaults()
 	e := &Engine{model: m, cfg: cfg}
-	e.vis = newVisionBatcher(m, cfg.VisionBatch, cfg.VisionWindow)
+	e.vis = newVisionBatcher(m, cfg.VisionBatch, cfg.VisionWindow, cfg.VisionMaxWait)
 	return e
 }
 

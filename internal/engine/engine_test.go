@@ -67,7 +67,7 @@ func solid(v uint8) image.Image {
 
 func TestVisionBatching(t *testing.T) {
 	f := &fakeModel{delay: 5 * time.Millisecond}
-	e := New(f, Config{VisionBatch: 8, VisionWindow: 300 * time.Millisecond})
+	e := New(f, Config{VisionBatch: 8, VisionWindow: 300 * time.Millisecond, VisionMaxWait: time.Second})
 	var wg sync.WaitGroup
 	got := make([]string, 11)
 	for i := range got {
@@ -115,6 +115,45 @@ func TestVisionBatching(t *testing.T) {
 	st := e.Stats()
 	if st.VisionImages+st.VisionSharedLoads < 10 {
 		t.Errorf("stats %+v: want 10 images encoded or shared", st)
+	}
+}
+
+// TestVisionWindowRestarts: a batch stays open while images keep arriving
+// less than a window apart, even when together they span more than one
+// window; and VisionMaxWait closes a batch whose window would never end.
+// (The margins are hundreds of milliseconds: only a scheduler stalled that
+// long could split the chain.)
+func TestVisionWindowRestarts(t *testing.T) {
+	f := &fakeModel{}
+	const window = time.Second
+	e := New(f, Config{VisionBatch: 8, VisionWindow: window, VisionMaxWait: time.Minute})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		if i > 0 {
+			time.Sleep(window * 4 / 10) // 0.4 s apart: 1.2 s from first to last
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := e.EncodeImage(context.Background(), fmt.Sprint("chain", i), solid(uint8(i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	f.mu.Lock()
+	if len(f.batches) != 1 || f.batches[0] != 4 {
+		t.Errorf("batches %v: want the four images of the chain in one batch", f.batches)
+	}
+	f.mu.Unlock()
+
+	// A window of an hour, capped at 50 ms: the image is encoded anyway.
+	g := &fakeModel{}
+	e = New(g, Config{VisionBatch: 8, VisionWindow: time.Hour, VisionMaxWait: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.EncodeImage(ctx, "alone", solid(7)); err != nil {
+		t.Fatalf("an image alone under a 1 h window and a 50 ms cap: %v", err)
 	}
 }
 

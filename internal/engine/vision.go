@@ -9,20 +9,23 @@ import (
 	"github.com/glimpse-vlm/glimpse/fusion"
 )
 
-// visionBatcher gathers images arriving within a window (at most max) and
+// visionBatcher gathers images arriving close together (at most max) and
 // encodes them with one EncodeImages call, one batch at a time. The first
-// image of a batch makes its goroutine the batch's leader: it waits for
-// the window (or a full batch) and for the previous batch, then encodes
-// everyone's images and hands out the states.
+// image of a batch makes its goroutine the batch's leader: it waits until
+// no image has arrived for a window (or the batch is full, or maxWait has
+// passed), then for the previous batch, then encodes everyone's images and
+// hands out the states.
 type visionBatcher struct {
-	m      fusion.Model
-	max    int
-	window time.Duration
+	m       fusion.Model
+	max     int
+	window  time.Duration
+	maxWait time.Duration
 
 	mu       sync.Mutex
 	pending  []*visionJob
 	leading  bool          // a leader is waiting to take the pending images
 	full     chan struct{} // signalled when pending reaches max
+	arrived  chan struct{} // signalled when an image joins pending
 	sem      chan struct{} // one batch encodes at a time
 	inflight map[string]*visionJob
 
@@ -38,8 +41,9 @@ type visionJob struct {
 	done  chan struct{}
 }
 
-func newVisionBatcher(m fusion.Model, max int, window time.Duration) *visionBatcher {
-	return &visionBatcher{m: m, max: max, window: window, full: make(chan struct{}, 1), sem: make(chan struct{}, 1), inflight: map[string]*visionJob{}}
+func newVisionBatcher(m fusion.Model, most int, window, maxWait time.Duration) *visionBatcher {
+	return &visionBatcher{m: m, max: most, window: window, maxWait: maxWait,
+		full: make(chan struct{}, 1), arrived: make(chan struct{}, 1), sem: make(chan struct{}, 1), inflight: map[string]*visionJob{}}
 }
 
 func (v *visionBatcher) stats() (batches, images, shared int64) {
@@ -80,6 +84,10 @@ func (v *visionBatcher) encode(ctx context.Context, key string, img image.Image)
 		default:
 		}
 	}
+	select {
+	case v.arrived <- struct{}{}:
+	default:
+	}
 	v.mu.Unlock()
 	if leader {
 		v.lead()
@@ -87,17 +95,28 @@ func (v *visionBatcher) encode(ctx context.Context, key string, img image.Image)
 	return v.wait(ctx, j)
 }
 
-// lead waits for the window (or a full batch), then for the previous
-// batch to finish (one batch encodes at a time: batches run one after the
-// other with all cores, and images keep joining while one runs), takes up
-// to max pending images and encodes them. If images remain, the next
-// leader starts in a new goroutine.
+// lead waits until no image has arrived for the window, the batch is
+// full or maxWait has passed, then for the previous batch to finish (one
+// batch encodes at a time: batches run one after the other with all
+// cores, and images keep joining while one runs), takes up to max pending
+// images and encodes them. If images remain, the next leader starts in a
+// new goroutine.
 func (v *visionBatcher) lead() {
-	t := time.NewTimer(v.window)
-	select {
-	case <-t.C:
-	case <-v.full:
-		t.Stop()
+	quiet, limit := time.NewTimer(v.window), time.NewTimer(v.maxWait)
+	defer quiet.Stop()
+	defer limit.Stop()
+wait:
+	for {
+		select {
+		case <-quiet.C:
+			break wait
+		case <-limit.C:
+			break wait
+		case <-v.full:
+			break wait
+		case <-v.arrived: // another image: wait a window for the next
+			quiet.Reset(v.window)
+		}
 	}
 	v.sem <- struct{}{}
 	v.mu.Lock()
