@@ -156,27 +156,24 @@ func (ld *loader) block(nm tensorNames, i int) (*block, error) {
 		if l.qkv, err = ld.Linear(at(nm.qkv), 3*d, d, true); err != nil {
 			return nil, err
 		}
+	} else if names := []string{at(nm.q), at(nm.k), at(nm.v)}; c.Variant != ViT || c.QKVBias {
+		// Separate q, k, v projections as one (3D, D) Linear: the same
+		// layout as BLIP's fused qkv.
+		if l.qkv, err = ld.Fused(names, d, d); err != nil {
+			return nil, err
+		}
 	} else {
-		// Stack separate q, k, v projections into one (3D, D) Linear:
-		// the same layout as BLIP's fused qkv.
+		// The same without biases (HF ViT with qkv_bias false).
 		w := make([]float32, 0, 3*d*d)
-		var b []float32
-		bias := c.Variant != ViT || c.QKVBias
-		for _, name := range []string{nm.q, nm.k, nm.v} {
-			wi, err := ld.View(at(name)+".weight", d, d)
+		for _, name := range names {
+			wi, err := ld.View(name+".weight", d, d)
 			if err != nil {
 				return nil, err
 			}
 			w = append(w, wi...)
-			if bias {
-				bi, err := ld.Tensor(at(name)+".bias", d)
-				if err != nil {
-					return nil, err
-				}
-				b = append(b, bi...)
-			}
+			ld.Evict(name + ".weight")
 		}
-		l.qkv = kernels.NewLinear(w, 3*d, d, b)
+		l.qkv = kernels.NewLinear(w, 3*d, d, nil)
 	}
 	if l.out, err = ld.Linear(at(nm.attnOut), d, d, true); err != nil {
 		return nil, err
