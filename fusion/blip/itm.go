@@ -123,7 +123,11 @@ func (m *RetrievalModel) itmLogits(img *fusion.ImageState, texts [][]int) ([][2]
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := m.enc.CrossFolded(img.Hidden, img.Tokens, nil)
+	rows := 0
+	for _, t := range texts {
+		rows += len(t)
+	}
+	cross, err := encoderCross(m.enc, img, rows)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,14 @@ func selfKVBytes(t bert.Config, rows, positions int) int64 {
 	return self + self/2
 }
 
+// projectedCrossBytes is a projected cross-attention state
+// ((*bert.Model).CrossKV) over encLen encoder states: every layer's keys
+// (laid out for the attention kernel, padded per head) and values.
+func projectedCrossBytes(t bert.Config, encLen int) int64 {
+	keys := kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: t.NumHeads, HeadDim: t.HiddenSize / t.NumHeads}, encLen)
+	return int64(t.NumLayers) * (int64(keys) + int64(encLen)*int64(t.HiddenSize)*4)
+}
+
 // foldedCrossBytes is a folded cross-attention state
 // ((*bert.Model).CrossFolded) over encLen encoder states: the states laid
 // out once as keys (the states themselves are counted by their owner).
@@ -47,7 +55,7 @@ func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) in
 
 // KVBytes estimates the memory a question of promptTokens tokens holds
 // while it is live: the image state, the question encoder's pass (its
-// caches and folded cross-attention over the image), the question
+// caches and cross-attention state over the image), the question
 // states, and the answer decoder's caches and folded cross-attention over
 // them; 0 if the options are invalid.
 func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
@@ -58,6 +66,9 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 	}
 	t := m.cfg.Text
 	enc := selfKVBytes(t, 1, promptTokens) + foldedCrossBytes(t, m.vision.Tokens())
+	if !m.enc.FoldedCheaper(m.vision.Tokens(), promptTokens) {
+		enc = selfKVBytes(t, 1, promptTokens) + projectedCrossBytes(t, m.vision.Tokens())
+	}
 	states := int64(promptTokens) * int64(t.HiddenSize) * 4
 	dec := selfKVBytes(t, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens) + foldedCrossBytes(t, promptTokens) + states
 	return enc + dec + m.imageStateBytes()
@@ -83,4 +94,15 @@ func (m *CaptionModel) CheckOptions(opts fusion.GenerateOptions, promptTokens in
 func (m *VQAModel) CheckOptions(opts fusion.GenerateOptions, _ int) error {
 	_, err := m.DecodeConfig(opts)
 	return err
+}
+
+// encoderCross makes the text encoder's cross-attention state over img for
+// one pass of rows query tokens in all (a question, or the texts of a
+// match): folded or projected, whichever takes fewer multiply-adds
+// ((*bert.Model).FoldedCheaper); the state lives only for that pass.
+func encoderCross(enc *bert.Model, img *fusion.ImageState, rows int) (*bert.CrossKV, error) {
+	if enc.FoldedCheaper(img.Tokens, rows) {
+		return enc.CrossFolded(img.Hidden, img.Tokens, nil)
+	}
+	return enc.CrossKV(img.Hidden, img.Tokens, nil)
 }

@@ -79,7 +79,7 @@ func (m *VQAModel) QuestionStates(img *fusion.ImageState, ids []int) ([]float32,
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := m.enc.CrossFolded(img.Hidden, img.Tokens, nil)
+	cross, err := encoderCross(m.enc, img, len(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (m *VQAModel) questionStatesMasked(img *fusion.ImageState, ids, mask []int)
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := m.enc.CrossFolded(img.Hidden, img.Tokens, nil)
+	cross, err := encoderCross(m.enc, img, len(ids))
 	if err != nil {
 		return nil, err
 	}

@@ -481,3 +481,23 @@ func TestCrossFormsBatched(t *testing.T) {
 		check(t, "folded vs projected", together[0][step], proj[step])
 	}
 }
+
+// TestFoldedCheaper: the cost rule that picks a cross-attention form for a
+// one-off pass, at BLIP-base sizes (577 image states; a VQA answer decoder
+// over a 10-token question) on both sides of the break-even row count,
+// worked out by hand from the multiply-add counts.
+func TestFoldedCheaper(t *testing.T) {
+	m := &Model{cfg: Config{HiddenSize: 768, EncoderHiddenSize: 768, NumHeads: 12}}
+	for _, tc := range []struct {
+		encLen, rows int
+		want         bool
+	}{
+		{577, 1, true}, {577, 35, true}, {577, 62, true}, // 62·11 814 912 < 680 656 896 + 62·886 272
+		{577, 63, false}, {577, 64 * 20, false},
+		{10, 8, true}, {10, 9, false}, // 9·1 363 968 > 11 796 480 + 9·15 360
+	} {
+		if got := m.FoldedCheaper(tc.encLen, tc.rows); got != tc.want {
+			t.Errorf("FoldedCheaper(encLen %d, rows %d) = %v, want %v", tc.encLen, tc.rows, got, tc.want)
+		}
+	}
+}

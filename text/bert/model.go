@@ -228,6 +228,23 @@ func (m *Model) CrossFolded(enc []float32, encLen int, mask []int) (*CrossKV, er
 	return x, nil
 }
 
+// FoldedCheaper reports whether cross-attention of rows query tokens in
+// all (every sequence and step that will use the state) over encLen
+// encoder states takes fewer multiply-adds folded (CrossFolded: per row
+// and layer 2·heads·encLen·E for the attention and 2·H·E for the per-head
+// products) than projected (CrossKV: 2·H·E·encLen per layer once, then
+// 2·encLen·H per row), with H the hidden and E the encoder width. For BLIP-base
+// over a 384-px image that is up to 62 rows. Memory is not part of
+// it: the folded state is far smaller, which is what decoding, with many
+// requests live at once, needs most.
+func (m *Model) FoldedCheaper(encLen, rows int) bool {
+	h, e, heads := int64(m.cfg.HiddenSize), int64(m.cfg.EncoderHiddenSize), int64(m.cfg.NumHeads)
+	n, r := int64(encLen), int64(rows)
+	folded := r * (2*heads*n*e + 2*h*e)
+	projected := 2*h*e*n + r*2*n*h
+	return folded < projected
+}
+
 // newCross checks encoder states and their mask and returns a CrossKV with
 // neither form filled in.
 func (m *Model) newCross(enc []float32, encLen int, mask []int) (*CrossKV, error) {
