@@ -90,9 +90,12 @@ func (m *CaptionModel) CaptionIDs(ctx context.Context, img *fusion.ImageState, p
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	// Folded: the request holds the image states laid out as keys (2 MB
-	// for BLIP-base) rather than every layer's keys and values (43 MB).
-	cross, err := m.dec.CrossFolded(img.Hidden, img.Tokens, nil)
+	// Folded for short captions: the request holds the image states laid
+	// out as keys (2 MB for BLIP-base) rather than every layer's keys and
+	// values (43 MB); projected for long beam searches, where the folded
+	// form's cost per token outgrows the projection.
+	rows := max(cfg.NumBeams, 1) * (len(prompt) + cfg.MaxNewTokens)
+	cross, err := crossState(m.dec, img.Hidden, img.Tokens, rows)
 	if err != nil {
 		return nil, err
 	}

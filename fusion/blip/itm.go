@@ -127,7 +127,7 @@ func (m *RetrievalModel) itmLogits(img *fusion.ImageState, texts [][]int) ([][2]
 	for _, t := range texts {
 		rows += len(t)
 	}
-	cross, err := encoderCross(m.enc, img, rows)
+	cross, err := crossState(m.enc, img.Hidden, img.Tokens, rows)
 	if err != nil {
 		return nil, err
 	}

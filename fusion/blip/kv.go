@@ -40,23 +40,24 @@ func (b *base) imageStateBytes() int64 {
 // KVBytes estimates the memory a caption request holds while it is live,
 // for the server's memory accounting: the self-attention KV caches of its
 // sequences (beams) for a decoder prompt of promptTokens tokens (at least
-// the start token) plus max_new_tokens, the folded cross-attention state
-// over the image, and the image state itself; 0 if the options are
-// invalid.
+// the start token) plus max_new_tokens, the cross-attention state over
+// the image (crossState), and the image state itself; 0 if the options
+// are invalid.
 func (m *CaptionModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	promptTokens = max(promptTokens, 1)
 	cfg, err := m.DecodeConfig(opts, promptTokens)
 	if err != nil {
 		return 0
 	}
-	t := m.cfg.Text
-	return selfKVBytes(t, max(cfg.NumBeams, 1), promptTokens+cfg.MaxNewTokens) + foldedCrossBytes(t, m.vision.Tokens()) + m.imageStateBytes()
+	t, beams := m.cfg.Text, max(cfg.NumBeams, 1)
+	positions := promptTokens + cfg.MaxNewTokens
+	return selfKVBytes(t, beams, positions) + crossBytes(m.dec, m.vision.Tokens(), beams*positions) + m.imageStateBytes()
 }
 
 // KVBytes estimates the memory a question of promptTokens tokens holds
 // while it is live: the image state, the question encoder's pass (its
 // caches and cross-attention state over the image), the question
-// states, and the answer decoder's caches and folded cross-attention over
+// states, and the answer decoder's caches and cross-attention state over
 // them; 0 if the options are invalid.
 func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 {
 	promptTokens = max(promptTokens, 1)
@@ -65,12 +66,10 @@ func (m *VQAModel) KVBytes(opts fusion.GenerateOptions, promptTokens int) int64 
 		return 0
 	}
 	t := m.cfg.Text
-	enc := selfKVBytes(t, 1, promptTokens) + foldedCrossBytes(t, m.vision.Tokens())
-	if !m.enc.FoldedCheaper(m.vision.Tokens(), promptTokens) {
-		enc = selfKVBytes(t, 1, promptTokens) + projectedCrossBytes(t, m.vision.Tokens())
-	}
+	enc := selfKVBytes(t, 1, promptTokens) + crossBytes(m.enc, m.vision.Tokens(), promptTokens)
 	states := int64(promptTokens) * int64(t.HiddenSize) * 4
-	dec := selfKVBytes(t, max(cfg.NumBeams, 1), 1+cfg.MaxNewTokens) + foldedCrossBytes(t, promptTokens) + states
+	beams := max(cfg.NumBeams, 1)
+	dec := selfKVBytes(t, beams, 1+cfg.MaxNewTokens) + crossBytes(m.dec, promptTokens, beams*(1+cfg.MaxNewTokens)) + states
 	return enc + dec + m.imageStateBytes()
 }
 
@@ -96,13 +95,25 @@ func (m *VQAModel) CheckOptions(opts fusion.GenerateOptions, _ int) error {
 	return err
 }
 
-// encoderCross makes the text encoder's cross-attention state over img for
-// one pass of rows query tokens in all (a question, or the texts of a
-// match): folded or projected, whichever takes fewer multiply-adds
-// ((*bert.Model).FoldedCheaper); the state lives only for that pass.
-func encoderCross(enc *bert.Model, img *fusion.ImageState, rows int) (*bert.CrossKV, error) {
-	if enc.FoldedCheaper(img.Tokens, rows) {
-		return enc.CrossFolded(img.Hidden, img.Tokens, nil)
+// crossState makes m's cross-attention state over n encoder states
+// (states, n rows) for rows query tokens in all over its life (every
+// sequence and step of a request, or one encoder pass): folded or
+// projected, whichever takes fewer multiply-adds
+// ((*bert.Model).FoldedCheaper). The choice depends only on the request's
+// own sizes, so its results never depend on what else the server runs.
+// Short captions, questions and answers come out folded (≈ 1/24 of the
+// memory); long beam searches and matches of many texts projected.
+func crossState(m *bert.Model, states []float32, n, rows int) (*bert.CrossKV, error) {
+	if m.FoldedCheaper(n, rows) {
+		return m.CrossFolded(states, n, nil)
 	}
-	return enc.CrossKV(img.Hidden, img.Tokens, nil)
+	return m.CrossKV(states, n, nil)
+}
+
+// crossBytes is the memory crossState holds for the same sizes.
+func crossBytes(m *bert.Model, n, rows int) int64 {
+	if m.FoldedCheaper(n, rows) {
+		return foldedCrossBytes(m.Config(), n)
+	}
+	return projectedCrossBytes(m.Config(), n)
 }

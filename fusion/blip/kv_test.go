@@ -12,7 +12,8 @@ import (
 
 // TestKVBytesCoversRealMemory checks the memory accounting of a caption
 // request against the memory the model really allocates for it: the image
-// state, the folded cross-attention state over the image, and one
+// state, the cross-attention state over the image (folded or projected,
+// as CaptionIDs makes it), and one
 // self-attention cache per beam grown to the request's length. The
 // estimate must cover it without counting much more than is there.
 func TestKVBytesCoversRealMemory(t *testing.T) {
@@ -28,16 +29,13 @@ func TestKVBytesCoversRealMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cross, err := m.dec.CrossFolded(st.Hidden, st.Tokens, nil) // what CaptionIDs holds
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name   string
 		opts   fusion.GenerateOptions
 		prompt int
 		rows   int
 	}{
+		{"greedy 5 (folded)", fusion.GenerateOptions{MaxNewTokens: 5}, 1, 1},
 		{"greedy 20", fusion.GenerateOptions{MaxNewTokens: 20}, 1, 1},
 		{"prompt 5, 40 tokens", fusion.GenerateOptions{MaxNewTokens: 40}, 5, 1},
 		{"3 beams, 30 tokens", fusion.GenerateOptions{MaxNewTokens: 30, NumBeams: 3}, 1, 3},
@@ -45,6 +43,14 @@ func TestKVBytesCoversRealMemory(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			est := m.KVBytes(tc.opts, tc.prompt)
+			// The cross-attention state CaptionIDs makes for these options.
+			cross, err := crossState(m.dec, st.Hidden, st.Tokens, tc.rows*(tc.prompt+tc.opts.MaxNewTokens))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if folded := strings.Contains(tc.name, "folded"); cross.Folded() != folded {
+				t.Fatalf("cross-attention state folded = %v, want %v (the small model folds up to 9 rows)", cross.Folded(), folded)
+			}
 			// One sequence's cache grown a token at a time, as decoding does.
 			c := &bert.Cache{}
 			ws := &bert.Workspace{}

@@ -79,7 +79,7 @@ func (m *VQAModel) QuestionStates(img *fusion.ImageState, ids []int) ([]float32,
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := encoderCross(m.enc, img, len(ids))
+	cross, err := crossState(m.enc, img.Hidden, img.Tokens, len(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func (m *VQAModel) AnswerIDs(ctx context.Context, img *fusion.ImageState, questi
 	if err != nil {
 		return nil, err
 	}
-	cross, err := m.dec.CrossFolded(q, len(question), nil)
+	cross, err := crossState(m.dec, q, len(question), max(cfg.NumBeams, 1)*(1+cfg.MaxNewTokens))
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (m *VQAModel) questionStatesMasked(img *fusion.ImageState, ids, mask []int)
 	if err := m.checkState(img); err != nil {
 		return nil, err
 	}
-	cross, err := encoderCross(m.enc, img, len(ids))
+	cross, err := crossState(m.enc, img.Hidden, img.Tokens, len(ids))
 	if err != nil {
 		return nil, err
 	}
