@@ -93,20 +93,20 @@ func (m *Model) Backward(t *Tape, dHidden []float32, p Params, needEnc bool) ([]
 	for i := len(m.layers) - 1; i >= 0; i-- {
 		layer, rec := m.layers[i], &t.layers[i]
 		// out = LN(f + Out(act(Inter(f))))
-		dores := normBackward(p, L(names.outNorm, i), dx, rec.ores, rows, c.LayerNormEps)
+		dores := weights.NormBackward(p, L(names.outNorm, i), dx, rec.ores, rows, c.LayerNormEps)
 		clear(dmid)
-		linearBackward(p, []string{L(names.out, i)}, dmid, dores, rec.mid, rows, inter, h)
+		weights.LinearBackward(p, []string{L(names.out, i)}, true, dmid, dores, rec.mid, rows, inter, h)
 		layer.Inter.Forward(z, rec.f, rows, kernels.ActNone)
 		kernels.ActivationBackward(c.Act, dmid, z, dmid)
 		df := make([]float32, rows*h)
-		linearBackward(p, []string{L(names.inter, i)}, df, dmid, rec.f, rows, h, inter)
+		weights.LinearBackward(p, []string{L(names.inter, i)}, true, df, dmid, rec.f, rows, h, inter)
 		kernels.Add(df, df, dores)
 
 		if rec.cres != nil { // f = LN(a + CrossOut(CrossAttention(Query(a), kv)))
 			x := t.cross
-			dcres := normBackward(p, L(names.crossNorm, i), df, rec.cres, rows, c.LayerNormEps)
+			dcres := weights.NormBackward(p, L(names.crossNorm, i), df, rec.cres, rows, c.LayerNormEps)
 			dcctx := make([]float32, rows*h)
-			linearBackward(p, []string{L(names.crossOut, i)}, dcctx, dcres, rec.cctx, rows, h, h)
+			weights.LinearBackward(p, []string{L(names.crossOut, i)}, true, dcctx, dcres, rec.cctx, rows, h, h)
 			// The keys and values again, as CrossKV computed them (it keeps
 			// the keys only in the attention kernel's layout). Folded states
 			// (CrossFolded) compute the same function, so its gradient is
@@ -114,7 +114,7 @@ func (m *Model) Backward(t *Tape, dHidden []float32, p Params, needEnc bool) ([]
 			kv := make([]float32, x.n*2*h)
 			layer.Cross.KV.Forward(kv, x.enc, x.n, kernels.ActNone)
 			k, v := make([]float32, x.n*h), make([]float32, x.n*h)
-			split(kv, x.n, 2*h, h, k, v)
+			weights.SplitColumns(kv, x.n, 2*h, h, k, v)
 			dk, dv := make([]float32, x.n*h), make([]float32, x.n*h)
 			dcq := make([]float32, rows*h)
 			r := 0
@@ -128,24 +128,24 @@ func (m *Model) Backward(t *Tape, dHidden []float32, p Params, needEnc bool) ([]
 				r += n
 			}
 			da := make([]float32, rows*h)
-			linearBackward(p, []string{L(names.cq, i)}, da, dcq, rec.a, rows, h, h)
+			weights.LinearBackward(p, []string{L(names.cq, i)}, true, da, dcq, rec.a, rows, h, h)
 			kernels.Add(da, da, dcres)
 			dkv := make([]float32, x.n*2*h)
-			join(dkv, x.n, 2*h, h, dk, dv)
-			linearBackward(p, []string{L(names.ck, i), L(names.cv, i)}, dEnc, dkv, x.enc, x.n, c.EncoderHiddenSize, h)
+			weights.JoinColumns(dkv, x.n, 2*h, h, dk, dv)
+			weights.LinearBackward(p, []string{L(names.ck, i), L(names.cv, i)}, true, dEnc, dkv, x.enc, x.n, c.EncoderHiddenSize, h)
 			df = da
 		}
 
 		// a = LN(x + SelfOut(SelfAttention(QKV(x))))
-		dares := normBackward(p, L(names.attnNorm, i), df, rec.ares, rows, c.LayerNormEps)
+		dares := weights.NormBackward(p, L(names.attnNorm, i), df, rec.ares, rows, c.LayerNormEps)
 		dctx := make([]float32, rows*h)
-		linearBackward(p, []string{L(names.attnOut, i)}, dctx, dares, rec.ctx, rows, h, h)
+		weights.LinearBackward(p, []string{L(names.attnOut, i)}, true, dctx, dares, rec.ctx, rows, h, h)
 		dqkv := make([]float32, rows*3*h)
 		r := 0
 		for _, s := range t.seqs {
 			n := len(s.tokens)
 			q, k, v := make([]float32, n*h), make([]float32, n*h), make([]float32, n*h)
-			split(rec.qkv[r*3*h:(r+n)*3*h], n, 3*h, h, q, k, v)
+			weights.SplitColumns(rec.qkv[r*3*h:(r+n)*3*h], n, 3*h, h, q, k, v)
 			sp := ap
 			sp.Causal = t.causal
 			if s.mask != nil {
@@ -154,16 +154,16 @@ func (m *Model) Backward(t *Tape, dHidden []float32, p Params, needEnc bool) ([]
 			probs := kernels.AttentionTrain(sp, q, n, k, v, n, make([]float32, n*h))
 			dq, dk, dv := make([]float32, n*h), make([]float32, n*h), make([]float32, n*h)
 			kernels.AttentionBackward(sp, q, n, k, v, n, probs, dctx[r*h:(r+n)*h], dq, dk, dv)
-			join(dqkv[r*3*h:(r+n)*3*h], n, 3*h, h, dq, dk, dv)
+			weights.JoinColumns(dqkv[r*3*h:(r+n)*3*h], n, 3*h, h, dq, dk, dv)
 			r += n
 		}
 		dxn := make([]float32, rows*h)
-		linearBackward(p, []string{L(names.q, i), L(names.k, i), L(names.v, i)}, dxn, dqkv, rec.x, rows, h, h)
+		weights.LinearBackward(p, []string{L(names.q, i), L(names.k, i), L(names.v, i)}, true, dxn, dqkv, rec.x, rows, h, h)
 		kernels.Add(dxn, dxn, dares)
 		dx = dxn
 	}
 	// embeddings: LN(word[ids] + pos[0…n−1])
-	demb := normBackward(p, m.body+names.embNorm, dx, t.emb, rows, c.LayerNormEps)
+	demb := weights.NormBackward(p, m.body+names.embNorm, dx, t.emb, rows, c.LayerNormEps)
 	gw, gp := p.Grad(m.body+names.wordEmb), p.Grad(m.body+names.posEmb)
 	r := 0
 	for _, s := range t.seqs {
@@ -197,12 +197,12 @@ func (m *Model) LogitsBackward(t *Tape, dLogits []float32, p Params) ([]float32,
 	}
 	dn := make([]float32, rows*h)
 	kernels.LinearBackward(dn, p.Grad(m.decW), p.Grad(m.decB), dLogits, t.headN, p.Weight(m.decW), rows, h, v)
-	dact := normBackward(p, m.prefix+names.transformNorm, dn, t.headAct, rows, c.LayerNormEps)
+	dact := weights.NormBackward(p, m.prefix+names.transformNorm, dn, t.headAct, rows, c.LayerNormEps)
 	z := make([]float32, rows*h)
 	m.head.Transform.Forward(z, t.headIn, rows, kernels.ActNone)
 	kernels.ActivationBackward(c.Act, dact, z, dact)
 	dh := make([]float32, rows*h)
-	linearBackward(p, []string{m.prefix + names.transform}, dh, dact, t.headIn, rows, h, h)
+	weights.LinearBackward(p, []string{m.prefix + names.transform}, true, dh, dact, t.headIn, rows, h, h)
 	return dh, nil
 }
 
@@ -224,55 +224,3 @@ func maskBias(mask []int) []float32 {
 }
 
 func clone(x []float32) []float32 { return append([]float32(nil), x...) }
-
-// split copies the column blocks [0,w), [w,2w), … of rows×ld x into dst.
-func split(x []float32, rows, ld, w int, dst ...[]float32) {
-	for r := 0; r < rows; r++ {
-		for j, o := range dst {
-			copy(o[r*w:(r+1)*w], x[r*ld+j*w:r*ld+(j+1)*w])
-		}
-	}
-}
-
-// join writes src[j] (rows×w) into column block j of rows×ld dst.
-func join(dst []float32, rows, ld, w int, src ...[]float32) {
-	for r := 0; r < rows; r++ {
-		for j, s := range src {
-			copy(dst[r*ld+j*w:r*ld+(j+1)*w], s[r*w:(r+1)*w])
-		}
-	}
-}
-
-// linearBackward is the backward of a Linear (with bias) whose weight is
-// the row concatenation of the nn.Linears names (each out×in): dx
-// (rows×in; nil to skip) += dy·W, and the named gradients accumulate dyᵀ·x
-// and Σdy.
-func linearBackward(p Params, names []string, dx, dy, x []float32, rows, in, out int) {
-	ld := out * len(names)
-	part := dy
-	if len(names) > 1 {
-		part = make([]float32, rows*out)
-	}
-	for j, n := range names {
-		if len(names) > 1 {
-			for r := 0; r < rows; r++ {
-				copy(part[r*out:(r+1)*out], dy[r*ld+j*out:r*ld+(j+1)*out])
-			}
-		}
-		var w []float32
-		if dx != nil {
-			w = p.Weight(n + ".weight")
-		}
-		kernels.LinearBackward(dx, p.Grad(n+".weight"), p.Grad(n+".bias"), part, x, w, rows, in, out)
-	}
-}
-
-// normBackward returns dx of LayerNorm name (input x, rows×d) given dy and
-// accumulates its weight and bias gradients.
-func normBackward(p Params, name string, dy, x []float32, rows int, eps float32) []float32 {
-	gamma := p.Weight(name + ".weight")
-	d := len(gamma)
-	dx := make([]float32, rows*d)
-	kernels.LayerNormBackward(dx, p.Grad(name+".weight"), p.Grad(name+".bias"), dy, x, gamma, rows, d, eps)
-	return dx
-}

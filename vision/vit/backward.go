@@ -61,25 +61,25 @@ func (e *Encoder) Backward(tape *Tape, dOut []float32, p Params) error {
 
 	dh := clone(dOut)
 	if c.Variant != CLIP { // last_hidden_state = final_norm(encoder output)
-		dh = normBackward(p, pre+nm.postNorm, dh, tape.last, rows, c.LayerNormEps)
+		dh = weights.NormBackward(p, pre+nm.postNorm, dh, tape.last, rows, c.LayerNormEps)
 	}
 	dmid := make([]float32, rows*c.IntermediateSize)
 	for i := len(e.layers) - 1; i >= 0; i-- {
 		l, rec := e.layers[i], &tape.layers[i]
 		// h = h1 + fc2(act(fc1(n2)))
 		clear(dmid)
-		linearBackward(p, []string{at(nm.fc2, i)}, true, dmid, dh, rec.mid, rows, c.IntermediateSize, d)
+		weights.LinearBackward(p, []string{at(nm.fc2, i)}, true, dmid, dh, rec.mid, rows, c.IntermediateSize, d)
 		z := make([]float32, rows*c.IntermediateSize) // fc1 output before the activation
 		l.fc1.Forward(z, rec.n2, rows, kernels.ActNone)
 		kernels.ActivationBackward(c.Act, dmid, z, dmid)
 		dn2 := make([]float32, rows*d)
-		linearBackward(p, []string{at(nm.fc1, i)}, true, dn2, dmid, rec.n2, rows, d, c.IntermediateSize)
-		dh1 := normBackward(p, at(nm.norm2, i), dn2, rec.h1, rows, c.LayerNormEps)
+		weights.LinearBackward(p, []string{at(nm.fc1, i)}, true, dn2, dmid, rec.n2, rows, d, c.IntermediateSize)
+		dh1 := weights.NormBackward(p, at(nm.norm2, i), dn2, rec.h1, rows, c.LayerNormEps)
 		kernels.Add(dh1, dh1, dh)
 
 		// h1 = x + out(attention(qkv(LN1(x))))
 		dctx := make([]float32, rows*d)
-		linearBackward(p, []string{at(nm.attnOut, i)}, true, dctx, dh1, rec.ctx, rows, d, d)
+		weights.LinearBackward(p, []string{at(nm.attnOut, i)}, true, dctx, dh1, rec.ctx, rows, d, d)
 		dqkv := attentionBackward(c, rec.qkv, dctx, batch, t)
 		dn1 := make([]float32, rows*d)
 		qkvNames := []string{at(nm.qkv, i)}
@@ -88,13 +88,13 @@ func (e *Encoder) Backward(tape *Tape, dOut []float32, p Params) error {
 			qkvNames = []string{at(nm.q, i), at(nm.k, i), at(nm.v, i)}
 			bias = c.Variant != ViT || c.QKVBias
 		}
-		linearBackward(p, qkvNames, bias, dn1, dqkv, rec.n1, rows, d, 3*d/len(qkvNames))
-		dx := normBackward(p, at(nm.norm1, i), dn1, rec.x, rows, c.LayerNormEps)
+		weights.LinearBackward(p, qkvNames, bias, dn1, dqkv, rec.n1, rows, d, 3*d/len(qkvNames))
+		dx := weights.NormBackward(p, at(nm.norm1, i), dn1, rec.x, rows, c.LayerNormEps)
 		kernels.Add(dx, dx, dh1)
 		dh = dx
 	}
 	if e.preNorm != nil {
-		dh = normBackward(p, pre+nm.preNorm, dh, tape.emb, rows, c.LayerNormEps)
+		dh = weights.NormBackward(p, pre+nm.preNorm, dh, tape.emb, rows, c.LayerNormEps)
 	}
 	// embeddings: h[b] = [cls; patch(cols[b])] + pos
 	if g := p.Grad(pre + nm.pos); g != nil {
@@ -136,69 +136,13 @@ func attentionBackward(c Config, qkv, dctx []float32, batch, t int) []float32 {
 	dq, dk, dv := make([]float32, t*d), make([]float32, t*d), make([]float32, t*d)
 	out := make([]float32, t*d)
 	for b := 0; b < batch; b++ {
-		split(qkv[b*t*3*d:], t, 3*d, d, q, k, v)
+		weights.SplitColumns(qkv[b*t*3*d:], t, 3*d, d, q, k, v)
 		probs := kernels.AttentionTrain(ap, q, t, k, v, t, out)
 		clear(dq)
 		clear(dk)
 		clear(dv)
 		kernels.AttentionBackward(ap, q, t, k, v, t, probs, dctx[b*t*d:(b+1)*t*d], dq, dk, dv)
-		join(dqkv[b*t*3*d:], t, 3*d, d, dq, dk, dv)
+		weights.JoinColumns(dqkv[b*t*3*d:], t, 3*d, d, dq, dk, dv)
 	}
 	return dqkv
-}
-
-// split copies the column blocks [0,w), [w,2w), … of rows×ld x into dst.
-func split(x []float32, rows, ld, w int, dst ...[]float32) {
-	for r := 0; r < rows; r++ {
-		for j, o := range dst {
-			copy(o[r*w:(r+1)*w], x[r*ld+j*w:r*ld+(j+1)*w])
-		}
-	}
-}
-
-// join writes src[j] (rows×w) into column block j of rows×ld dst.
-func join(dst []float32, rows, ld, w int, src ...[]float32) {
-	for r := 0; r < rows; r++ {
-		for j, s := range src {
-			copy(dst[r*ld+j*w:r*ld+(j+1)*w], s[r*w:(r+1)*w])
-		}
-	}
-}
-
-// linearBackward is the backward of a Linear whose weight is the row
-// concatenation of the nn.Linears names (each out×in, with bias if bias):
-// dx (rows×in) += dy·W and the named gradients accumulate dyᵀ·x and Σdy.
-// dx may be nil.
-func linearBackward(p Params, names []string, bias bool, dx, dy, x []float32, rows, in, out int) {
-	ld := out * len(names)
-	part := dy
-	if len(names) > 1 {
-		part = make([]float32, rows*out)
-	}
-	for j, n := range names {
-		if len(names) > 1 {
-			for r := 0; r < rows; r++ {
-				copy(part[r*out:(r+1)*out], dy[r*ld+j*out:r*ld+(j+1)*out])
-			}
-		}
-		var gb []float32
-		if bias {
-			gb = p.Grad(n + ".bias")
-		}
-		w := p.Weight(n + ".weight")
-		if dx == nil {
-			w = nil
-		}
-		kernels.LinearBackward(dx, p.Grad(n+".weight"), gb, part, x, w, rows, in, out)
-	}
-}
-
-// normBackward returns dx of LayerNorm name (input x, rows×d) given dy and
-// accumulates its weight and bias gradients.
-func normBackward(p Params, name string, dy, x []float32, rows int, eps float32) []float32 {
-	gamma := p.Weight(name + ".weight")
-	d := len(gamma)
-	dx := make([]float32, rows*d)
-	kernels.LayerNormBackward(dx, p.Grad(name+".weight"), p.Grad(name+".bias"), dy, x, gamma, rows, d, eps)
-	return dx
 }
