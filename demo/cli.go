@@ -79,6 +79,31 @@ func LoadModels(dir string) (Models, func(), error) {
 	return ms, closeAll, nil
 }
 
+// loadForCommand loads the demo models of command cmd from dir (empty:
+// the shipped ones) and returns them with their closer; on failure it
+// reports to stderr and returns a nil closer and the exit code (2: no
+// shipped models in this build, 1: they could not be loaded).
+func loadForCommand(cmd, dir string, stderr io.Writer) (Models, func(), int) {
+	if dir == "" {
+		if DefaultModelsDir == nil {
+			fmt.Fprintf(stderr, "%s: no shipped demo models in this build; pass --models DIR (from `glimpse train demo --out DIR`)\n", cmd)
+			return Models{}, nil, 2
+		}
+		d, err := DefaultModelsDir()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return Models{}, nil, 1
+		}
+		dir = d
+	}
+	ms, closeAll, err := LoadModels(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return Models{}, nil, 1
+	}
+	return ms, closeAll, 0
+}
+
 // RunEval is the `glimpse demo eval` command: it evaluates the demo models
 // (--models DIR with caption/, vqa/, retrieval/; default the shipped ones)
 // on --scenes N held-out scenes (default 500; a missing model folder is
@@ -98,22 +123,9 @@ func RunEval(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: glimpse demo eval [--models DIR] [--scenes N] [--json]")
 		return 2
 	}
-	if *dir == "" {
-		if DefaultModelsDir == nil {
-			fmt.Fprintln(stderr, "demo eval: no shipped demo models in this build; pass --models DIR (from `glimpse train demo --out DIR`)")
-			return 2
-		}
-		d, err := DefaultModelsDir()
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		*dir = d
-	}
-	ms, closeAll, err := LoadModels(*dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "demo eval: %v\n", err)
-		return 1
+	ms, closeAll, code := loadForCommand("demo eval", *dir, stderr)
+	if closeAll == nil {
+		return code
 	}
 	defer closeAll()
 	rep, err := Eval(context.Background(), ms, *n)

@@ -112,22 +112,9 @@ func RunExamples(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: glimpse demo examples --out DIR [--models DIR] [--n N] [--link PATH]")
 		return 2
 	}
-	if *dir == "" {
-		if DefaultModelsDir == nil {
-			fmt.Fprintln(stderr, "demo examples: no shipped demo models in this build; pass --models DIR")
-			return 2
-		}
-		d, err := DefaultModelsDir()
-		if err != nil {
-			fmt.Fprintln(stderr, err)
-			return 1
-		}
-		*dir = d
-	}
-	ms, closeAll, err := LoadModels(*dir)
-	if err != nil {
-		fmt.Fprintf(stderr, "demo examples: %v\n", err)
-		return 1
+	ms, closeAll, code := loadForCommand("demo examples", *dir, stderr)
+	if closeAll == nil {
+		return code
 	}
 	defer closeAll()
 	md, err := Examples(context.Background(), ms, *n, *out, *link)
