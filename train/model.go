@@ -398,6 +398,21 @@ func (m *Model) decoderIDs(text string) []int {
 	return ids
 }
 
+// beginLoss starts a loss of the architecture arch (what names it in the
+// error otherwise): it checks that m is one, builds the modules and runs
+// the vision encoder on pixels, recording.
+func (m *Model) beginLoss(arch, what string, pixels []float32) (built, []float32, *vit.Tape, error) {
+	if m.Arch != arch {
+		return built{}, nil, nil, fmt.Errorf("train: %s needs a %s, this is a %s", what, arch, m.Arch)
+	}
+	b, err := m.modules()
+	if err != nil {
+		return built{}, nil, nil, err
+	}
+	img, vt, err := m.encodeImage(b, pixels)
+	return b, img, vt, err
+}
+
 // encodeImage runs the vision encoder on one image, recording.
 func (m *Model) encodeImage(b built, pixels []float32) ([]float32, *vit.Tape, error) {
 	tape := &vit.Tape{}
@@ -507,14 +522,7 @@ func (m *Model) CaptionLoss(pixels []float32, caption string, weight float32) (f
 // CaptionLossAux is CaptionLoss plus the auxiliary per-patch loss (aux
 // may be nil); the returned loss includes it.
 func (m *Model) CaptionLossAux(pixels []float32, caption string, aux *Aux, weight float32) (float64, error) {
-	if m.Arch != ArchCaption {
-		return 0, fmt.Errorf("train: a caption loss needs a %s, this is a %s", ArchCaption, m.Arch)
-	}
-	b, err := m.modules()
-	if err != nil {
-		return 0, err
-	}
-	img, vt, err := m.encodeImage(b, pixels)
+	b, img, vt, err := m.beginLoss(ArchCaption, "a caption loss", pixels)
 	if err != nil {
 		return 0, err
 	}
@@ -542,14 +550,7 @@ func (m *Model) VQALoss(pixels []float32, question, answer string, weight float3
 
 // VQALossAux is VQALoss plus the auxiliary per-patch loss (aux may be nil).
 func (m *Model) VQALossAux(pixels []float32, question, answer string, aux *Aux, weight float32) (float64, error) {
-	if m.Arch != ArchVQA {
-		return 0, fmt.Errorf("train: a VQA loss needs a %s, this is a %s", ArchVQA, m.Arch)
-	}
-	b, err := m.modules()
-	if err != nil {
-		return 0, err
-	}
-	img, vt, err := m.encodeImage(b, pixels)
+	b, img, vt, err := m.beginLoss(ArchVQA, "a VQA loss", pixels)
 	if err != nil {
 		return 0, err
 	}
@@ -593,17 +594,10 @@ func (m *Model) RetrievalLoss(pixels []float32, caption string, negatives []stri
 // RetrievalLossAux is RetrievalLoss plus the auxiliary per-patch loss (aux
 // may be nil).
 func (m *Model) RetrievalLossAux(pixels []float32, caption string, negatives []string, aux *Aux, weight float32, temp float64) (float64, error) {
-	if m.Arch != ArchRetrieval {
-		return 0, fmt.Errorf("train: a retrieval loss needs a %s, this is a %s", ArchRetrieval, m.Arch)
-	}
-	if len(negatives) == 0 {
+	if len(negatives) == 0 && m.Arch == ArchRetrieval {
 		return 0, fmt.Errorf("train: a retrieval loss needs at least one negative caption")
 	}
-	b, err := m.modules()
-	if err != nil {
-		return 0, err
-	}
-	img, vt, err := m.encodeImage(b, pixels)
+	b, img, vt, err := m.beginLoss(ArchRetrieval, "a retrieval loss", pixels)
 	if err != nil {
 		return 0, err
 	}
