@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/glimpse-vlm/glimpse/server"
 )
@@ -18,22 +15,7 @@ func TestClientAuthFlags(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.AuthTokens = []string{"cli-secret"}
 	cfg.Models = []server.ModelSpec{{Name: "blip-caption", Dir: filepath.Join(e2eRoot, "blip-caption")}}
-	srv, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := srv.Load(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	defer srv.Stop()
-	addr := lis.Addr().String()
+	addr := serveForTest(t, cfg)
 	img := filepath.Join(e2eRoot, "blip-caption", "cat_chelsea.jpg")
 	dir := t.TempDir()
 	good := filepath.Join(dir, "token")

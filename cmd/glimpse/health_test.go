@@ -16,22 +16,7 @@ import (
 func TestHealth(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.Models = []server.ModelSpec{{Name: "blip-caption", Dir: filepath.Join(e2eRoot, "blip-caption")}}
-	srv, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := srv.Load(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	defer srv.Stop()
-	addr := lis.Addr().String()
+	addr := serveForTest(t, cfg)
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -62,4 +47,26 @@ func TestHealth(t *testing.T) {
 			t.Errorf("%s: stdout %q (want %q), stderr %q (want %q)", c.name, out, c.wantOut, errOut, c.wantErr)
 		}
 	}
+}
+
+// serveForTest loads cfg's models into a server listening on a free
+// loopback port, stopped when the test ends, and returns its address.
+func serveForTest(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srv.Load(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return lis.Addr().String()
 }
