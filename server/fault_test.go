@@ -266,9 +266,11 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	defer func() { _ = cmd.Process.Kill() }()
 	// "glimpse: ready on ADDR" tells the port; keep draining the log.
 	addrCh := make(chan string, 1)
+	logDone := make(chan struct{}) // closed when the log reaches EOF, i.e. the process has exited
 	var logMu sync.Mutex
 	var logBuf strings.Builder
 	go func() {
+		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -341,16 +343,16 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	time.Sleep(700 * time.Millisecond)
 	sigAt.Store(time.Now().UnixNano())
 	must(t, cmd.Process.Signal(syscall.SIGTERM))
-	waitErr := make(chan error, 1)
-	go func() { waitErr <- cmd.Wait() }()
+	// Read the log to its end before Wait: Wait closes the pipe, and lines
+	// still unread in it (the "stopped" line is the last) would be lost.
 	select {
-	case err := <-waitErr:
-		if err != nil {
-			logMu.Lock()
-			t.Fatalf("glimpse serve after SIGTERM: %v, want exit 0\n%s", err, logBuf.String())
-		}
+	case <-logDone:
 	case <-time.After(15 * time.Second):
 		t.Fatal("glimpse serve did not exit within 15 s of SIGTERM")
+	}
+	if err := cmd.Wait(); err != nil {
+		logMu.Lock()
+		t.Fatalf("glimpse serve after SIGTERM: %v, want exit 0\n%s", err, logBuf.String())
 	}
 	close(stop)
 	wg.Wait()
