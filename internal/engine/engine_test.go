@@ -65,9 +65,16 @@ func solid(v uint8) image.Image {
 	return img
 }
 
+// TestVisionBatching: images arriving together are encoded in batches of
+// at most VisionBatch, a bad image fails only its own request, and an image
+// already being encoded is shared. The batch timers run on a fake clock,
+// so which images meet in a batch does not depend on the scheduler.
 func TestVisionBatching(t *testing.T) {
 	f := &fakeModel{delay: 5 * time.Millisecond}
-	e := New(f, Config{VisionBatch: 8, VisionWindow: 300 * time.Millisecond, VisionMaxWait: time.Second})
+	const window = 300 * time.Millisecond
+	e := New(f, Config{VisionBatch: 8, VisionWindow: window, VisionMaxWait: time.Second})
+	clk := &fakeClock{}
+	clk.install(e)
 	var wg sync.WaitGroup
 	got := make([]string, 11)
 	for i := range got {
@@ -90,6 +97,17 @@ func TestVisionBatching(t *testing.T) {
 			got[i] = fmt.Sprint(st.Hidden[0])
 		}()
 	}
+	// The first eight fill a batch, which runs without waiting for the
+	// clock; the rest wait in a second leader's window until it ends.
+	waitFor(t, func() bool {
+		e.vis.mu.Lock()
+		defer e.vis.mu.Unlock()
+		return int(e.vis.images+e.vis.shared)+len(e.vis.pending) == len(got)
+	})
+	waitFor(t, func() bool { return clk.started() == 4 })
+	if n := clk.advance(window); n == 0 {
+		t.Fatal("no timer fired at the end of the second window")
+	}
 	wg.Wait()
 	for i, g := range got {
 		want := fmt.Sprint(i)
@@ -105,12 +123,13 @@ func TestVisionBatching(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	maxB := 0
-	for _, b := range f.batches {
-		maxB = max(maxB, b)
+	if len(f.batches) == 0 || f.batches[0] != 8 {
+		t.Errorf("batch sizes %v: want a full batch of 8 first", f.batches)
 	}
-	if maxB != 8 {
-		t.Errorf("batch sizes %v: want a full batch of 8 (and none larger)", f.batches)
+	for _, b := range f.batches[1:] {
+		if b > 3 {
+			t.Errorf("batch sizes %v: want the three images left over in one batch (or alone, after the bad one)", f.batches)
+		}
 	}
 	st := e.Stats()
 	if st.VisionImages+st.VisionSharedLoads < 10 {
@@ -121,16 +140,20 @@ func TestVisionBatching(t *testing.T) {
 // TestVisionWindowRestarts: a batch stays open while images keep arriving
 // less than a window apart, even when together they span more than one
 // window; and VisionMaxWait closes a batch whose window would never end.
-// (The margins are hundreds of milliseconds: only a scheduler stalled that
-// long could split the chain.)
+// The timers run on a fake clock.
 func TestVisionWindowRestarts(t *testing.T) {
 	f := &fakeModel{}
 	const window = time.Second
 	e := New(f, Config{VisionBatch: 8, VisionWindow: window, VisionMaxWait: time.Minute})
+	clk := &fakeClock{}
+	clk.install(e)
 	var wg sync.WaitGroup
 	for i := range 4 {
 		if i > 0 {
-			time.Sleep(window * 4 / 10) // 0.4 s apart: 1.2 s from first to last
+			// 0.4 s apart: 1.2 s from the first image to the last.
+			if n := clk.advance(window * 4 / 10); n != 0 {
+				t.Fatalf("before image %d: %d timers fired 0.4 s after an image", i, n)
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -139,7 +162,24 @@ func TestVisionWindowRestarts(t *testing.T) {
 				t.Error(err)
 			}
 		}()
+		// The image is pending and the leader has restarted the window.
+		waitFor(t, func() bool {
+			e.vis.mu.Lock()
+			pending := len(e.vis.pending)
+			e.vis.mu.Unlock()
+			if pending != i+1 || clk.started() != 2 {
+				return false
+			}
+			deadline, now := clk.deadline(0)
+			return deadline == now+window
+		})
 	}
+	f.mu.Lock()
+	if len(f.batches) != 0 {
+		t.Errorf("batches %v before the window ended", f.batches)
+	}
+	f.mu.Unlock()
+	clk.advance(window)
 	wg.Wait()
 	f.mu.Lock()
 	if len(f.batches) != 1 || f.batches[0] != 4 {
@@ -150,9 +190,21 @@ func TestVisionWindowRestarts(t *testing.T) {
 	// A window of an hour, capped at 50 ms: the image is encoded anyway.
 	g := &fakeModel{}
 	e = New(g, Config{VisionBatch: 8, VisionWindow: time.Hour, VisionMaxWait: 50 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := e.EncodeImage(ctx, "alone", solid(7)); err != nil {
+	clk = &fakeClock{}
+	clk.install(e)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.EncodeImage(context.Background(), "alone", solid(7))
+		done <- err
+	}()
+	waitFor(t, func() bool { return clk.started() == 2 })
+	if n := clk.advance(49 * time.Millisecond); n != 0 {
+		t.Fatalf("%d timers fired 49 ms into a 50 ms cap", n)
+	}
+	if n := clk.advance(time.Millisecond); n != 1 {
+		t.Fatalf("%d timers fired at the 50 ms cap, want 1", n)
+	}
+	if err := <-done; err != nil {
 		t.Fatalf("an image alone under a 1 h window and a 50 ms cap: %v", err)
 	}
 }

@@ -20,6 +20,9 @@ type visionBatcher struct {
 	max     int
 	window  time.Duration
 	maxWait time.Duration
+	// newTimer makes the window and maxWait timers (tests substitute a
+	// clock they advance by hand).
+	newTimer func(time.Duration) batchTimer
 
 	mu       sync.Mutex
 	pending  []*visionJob
@@ -41,8 +44,23 @@ type visionJob struct {
 	done  chan struct{}
 }
 
+// batchTimer is the part of *time.Timer the batcher uses.
+type batchTimer interface {
+	Chan() <-chan time.Time
+	Reset(time.Duration)
+	Stop()
+}
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) Chan() <-chan time.Time { return r.t.C }
+func (r realTimer) Reset(d time.Duration)  { r.t.Reset(d) }
+func (r realTimer) Stop()                  { r.t.Stop() }
+
+func newRealTimer(d time.Duration) batchTimer { return realTimer{time.NewTimer(d)} }
+
 func newVisionBatcher(m fusion.Model, most int, window, maxWait time.Duration) *visionBatcher {
-	return &visionBatcher{m: m, max: most, window: window, maxWait: maxWait,
+	return &visionBatcher{m: m, max: most, window: window, maxWait: maxWait, newTimer: newRealTimer,
 		full: make(chan struct{}, 1), arrived: make(chan struct{}, 1), sem: make(chan struct{}, 1), inflight: map[string]*visionJob{}}
 }
 
@@ -102,15 +120,15 @@ func (v *visionBatcher) encode(ctx context.Context, key string, img image.Image)
 // images and encodes them. If images remain, the next leader starts in a
 // new goroutine.
 func (v *visionBatcher) lead() {
-	quiet, limit := time.NewTimer(v.window), time.NewTimer(v.maxWait)
+	quiet, limit := v.newTimer(v.window), v.newTimer(v.maxWait)
 	defer quiet.Stop()
 	defer limit.Stop()
 wait:
 	for {
 		select {
-		case <-quiet.C:
+		case <-quiet.Chan():
 			break wait
-		case <-limit.C:
+		case <-limit.Chan():
 			break wait
 		case <-v.full:
 			break wait
