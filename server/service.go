@@ -245,56 +245,54 @@ func (svc *service) runGenerate(ctx context.Context, e *modelEntry, m fusion.Mod
 
 // Caption implements pb.GlimpseServiceServer.
 func (svc *service) Caption(ctx context.Context, req *pb.CaptionRequest) (*pb.CaptionResponse, error) {
-	v := &validator{cfg: &svc.s.cfg}
-	v.image("image", req.GetImage())
-	v.text("prompt", req.GetPrompt(), false)
-	opts := v.options("options", req.GetOptions())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	e, m, info, err := svc.resolve(req.GetModel(), pb.Task_TASK_CAPTION)
-	if err != nil {
-		return nil, err
-	}
-	if err := svc.checkPrompt(m, info, "prompt", req.GetPrompt()); err != nil {
-		return nil, toStatus(ctx, err)
-	}
-	r, err := svc.runGenerate(ctx, e, m, pb.Task_TASK_CAPTION, req.GetImage(), "image", req.GetPrompt(), opts, nil)
+	r, model, err := svc.imageTextGenerate(ctx, req.GetModel(), pb.Task_TASK_CAPTION, req.GetImage(), "prompt", req.GetPrompt(), false, req.GetOptions())
 	if err != nil {
 		return nil, err
 	}
 	return &pb.CaptionResponse{
 		Text: r.gen.Text, TokenIds: int32s(r.gen.TokenIDs), Logprobs: r.gen.Logprobs,
 		FinishReason: finishOf(r.gen.Finish), Usage: r.usage, Timings: r.t.proto(),
-		ImageSha256: r.sha, Model: e.name,
+		ImageSha256: r.sha, Model: model,
 	}, nil
 }
 
 // Answer implements pb.GlimpseServiceServer.
 func (svc *service) Answer(ctx context.Context, req *pb.AnswerRequest) (*pb.AnswerResponse, error) {
-	v := &validator{cfg: &svc.s.cfg}
-	v.image("image", req.GetImage())
-	v.text("question", req.GetQuestion(), true)
-	opts := v.options("options", req.GetOptions())
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	e, m, info, err := svc.resolve(req.GetModel(), pb.Task_TASK_ANSWER)
-	if err != nil {
-		return nil, err
-	}
-	if err := svc.checkPrompt(m, info, "question", req.GetQuestion()); err != nil {
-		return nil, toStatus(ctx, err)
-	}
-	r, err := svc.runGenerate(ctx, e, m, pb.Task_TASK_ANSWER, req.GetImage(), "image", req.GetQuestion(), opts, nil)
+	r, model, err := svc.imageTextGenerate(ctx, req.GetModel(), pb.Task_TASK_ANSWER, req.GetImage(), "question", req.GetQuestion(), true, req.GetOptions())
 	if err != nil {
 		return nil, err
 	}
 	return &pb.AnswerResponse{
 		Text: r.gen.Text, TokenIds: int32s(r.gen.TokenIDs), Logprobs: r.gen.Logprobs,
 		FinishReason: finishOf(r.gen.Finish), Usage: r.usage, Timings: r.t.proto(),
-		ImageSha256: r.sha, Model: e.name,
+		ImageSha256: r.sha, Model: model,
 	}, nil
+}
+
+// imageTextGenerate serves the unary generation RPCs (Caption, Answer):
+// it validates the image, the text (the request field textField, required
+// or not) and the options, resolves the model for task, and generates. It
+// returns the result and the name of the model that served it.
+func (svc *service) imageTextGenerate(ctx context.Context, model string, task pb.Task, img *pb.Image, textField, text string, required bool, options *pb.GenerationOptions) (*genResult, string, error) {
+	v := &validator{cfg: &svc.s.cfg}
+	v.image("image", img)
+	v.text(textField, text, required)
+	opts := v.options("options", options)
+	if err := v.err(); err != nil {
+		return nil, "", err
+	}
+	e, m, info, err := svc.resolve(model, task)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := svc.checkPrompt(m, info, textField, text); err != nil {
+		return nil, "", toStatus(ctx, err)
+	}
+	r, err := svc.runGenerate(ctx, e, m, task, img, "image", text, opts, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, e.name, nil
 }
 
 // Match implements pb.GlimpseServiceServer.
