@@ -27,27 +27,14 @@ var (
 
 // LoadCaption loads a BlipForConditionalGeneration checkpoint folder.
 func LoadCaption(dir string) (*CaptionModel, error) {
-	b, err := loadBase(dir, ArchCaption)
-	if err != nil {
-		return nil, err
-	}
-	m, err := newCaption(b)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	return m, nil
+	return loadArch(dir, ArchCaption, newCaption)
 }
 
 // NewCaption builds a captioning model from an opened checkpoint and a
 // parsed config (e.g. random weights in memory for benchmarks). The
 // tokenizer and image processor are unset.
 func NewCaption(ck *checkpoint.Checkpoint, cfg Config) (*CaptionModel, error) {
-	b, err := newBase(ck, cfg, ArchCaption)
-	if err != nil {
-		return nil, err
-	}
-	return newCaption(b)
+	return newArch(ck, cfg, ArchCaption, newCaption)
 }
 
 func newCaption(b *base) (*CaptionModel, error) {

@@ -31,26 +31,13 @@ var (
 
 // LoadRetrieval loads a BlipForImageTextRetrieval checkpoint folder.
 func LoadRetrieval(dir string) (*RetrievalModel, error) {
-	b, err := loadBase(dir, ArchRetrieval)
-	if err != nil {
-		return nil, err
-	}
-	m, err := newRetrieval(b)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	return m, nil
+	return loadArch(dir, ArchRetrieval, newRetrieval)
 }
 
 // NewRetrieval builds a retrieval model from an opened checkpoint and a
 // parsed config.
 func NewRetrieval(ck *checkpoint.Checkpoint, cfg Config) (*RetrievalModel, error) {
-	b, err := newBase(ck, cfg, ArchRetrieval)
-	if err != nil {
-		return nil, err
-	}
-	return newRetrieval(b)
+	return newArch(ck, cfg, ArchRetrieval, newRetrieval)
 }
 
 func newRetrieval(b *base) (*RetrievalModel, error) {

@@ -81,6 +81,34 @@ func loadBase(dir, arch string) (*base, error) {
 	return b, nil
 }
 
+// loadArch loads the checkpoint folder dir as arch and builds the task
+// model on its base (LoadCaption, LoadVQA, LoadRetrieval).
+func loadArch[M any](dir, arch string, build func(*base) (M, error)) (M, error) {
+	var none M
+	b, err := loadBase(dir, arch)
+	if err != nil {
+		return none, err
+	}
+	m, err := build(b)
+	if err != nil {
+		b.Close()
+		return none, err
+	}
+	return m, nil
+}
+
+// newArch builds the task model of arch from an opened checkpoint and a
+// parsed config (NewCaption, NewVQA, NewRetrieval); the checkpoint stays
+// the caller's on error.
+func newArch[M any](ck *checkpoint.Checkpoint, cfg Config, arch string, build func(*base) (M, error)) (M, error) {
+	var none M
+	b, err := newBase(ck, cfg, arch)
+	if err != nil {
+		return none, err
+	}
+	return build(b)
+}
+
 // newBase binds the vision tower of an opened checkpoint.
 func newBase(ck *checkpoint.Checkpoint, cfg Config, arch string) (*base, error) {
 	enc, err := vit.Load(ck, "vision_model.", cfg.Vision)

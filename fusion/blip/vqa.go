@@ -29,25 +29,12 @@ var (
 
 // LoadVQA loads a BlipForQuestionAnswering checkpoint folder.
 func LoadVQA(dir string) (*VQAModel, error) {
-	b, err := loadBase(dir, ArchVQA)
-	if err != nil {
-		return nil, err
-	}
-	m, err := newVQA(b)
-	if err != nil {
-		b.Close()
-		return nil, err
-	}
-	return m, nil
+	return loadArch(dir, ArchVQA, newVQA)
 }
 
 // NewVQA builds a VQA model from an opened checkpoint and a parsed config.
 func NewVQA(ck *checkpoint.Checkpoint, cfg Config) (*VQAModel, error) {
-	b, err := newBase(ck, cfg, ArchVQA)
-	if err != nil {
-		return nil, err
-	}
-	return newVQA(b)
+	return newArch(ck, cfg, ArchVQA, newVQA)
 }
 
 func newVQA(b *base) (*VQAModel, error) {
