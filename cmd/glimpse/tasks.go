@@ -204,6 +204,37 @@ func newTaskCmd(e *env, name string, gen bool) *taskCmd {
 	return c
 }
 
+// call runs f with a client for the command's target (a server, or the
+// model folder in-process) under the command's --timeout.
+func (c *taskCmd) call(e *env, f func(context.Context, *client.Client) error) error {
+	ctx, cancel := withTimeout(&c.t)
+	defer cancel()
+	cl, done, err := c.t.connect(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return f(ctx, cl)
+}
+
+// generated is what Caption and Answer results have in common.
+type generated interface {
+	GetText() string
+	GetTokenIds() []int32
+	GetFinishReason() pb.FinishReason
+	GetLogprobs() []float32
+}
+
+// printGen prints a caption or an answer: its text, or with --json the
+// text, token ids, finish reason and logprobs.
+func (c *taskCmd) printGen(e *env, r generated) error {
+	if c.json {
+		return writeJSON(e.stdout, newGenOutput(r.GetText(), r.GetTokenIds(), r.GetFinishReason(), r.GetLogprobs()))
+	}
+	_, err := fmt.Fprintln(e.stdout, r.GetText())
+	return err
+}
+
 func runCaption(e *env, args []string) error {
 	c := newTaskCmd(e, "caption", true)
 	prompt := c.fs.String("prompt", "", "text the caption continues")
@@ -214,22 +245,13 @@ func runCaption(e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("want one IMAGE, got %d arguments %q", len(pos), pos)
 	}
-	ctx, cancel := withTimeout(&c.t)
-	defer cancel()
-	cl, done, err := c.t.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := cl.Caption(ctx, client.ImageFile(pos[0]), *prompt, c.g.options())
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return writeJSON(e.stdout, newGenOutput(r.GetText(), r.GetTokenIds(), r.GetFinishReason(), r.GetLogprobs()))
-	}
-	_, err = fmt.Fprintln(e.stdout, r.GetText())
-	return err
+	return c.call(e, func(ctx context.Context, cl *client.Client) error {
+		r, err := cl.Caption(ctx, client.ImageFile(pos[0]), *prompt, c.g.options())
+		if err != nil {
+			return err
+		}
+		return c.printGen(e, r)
+	})
 }
 
 func runAsk(e *env, args []string) error {
@@ -241,22 +263,13 @@ func runAsk(e *env, args []string) error {
 	if len(pos) < 2 {
 		return usagef("want IMAGE QUESTION, got %d arguments", len(pos))
 	}
-	ctx, cancel := withTimeout(&c.t)
-	defer cancel()
-	cl, done, err := c.t.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer done()
-	r, err := cl.Answer(ctx, client.ImageFile(pos[0]), strings.Join(pos[1:], " "), c.g.options())
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return writeJSON(e.stdout, newGenOutput(r.GetText(), r.GetTokenIds(), r.GetFinishReason(), r.GetLogprobs()))
-	}
-	_, err = fmt.Fprintln(e.stdout, r.GetText())
-	return err
+	return c.call(e, func(ctx context.Context, cl *client.Client) error {
+		r, err := cl.Answer(ctx, client.ImageFile(pos[0]), strings.Join(pos[1:], " "), c.g.options())
+		if err != nil {
+			return err
+		}
+		return c.printGen(e, r)
+	})
 }
 
 // scoreJSON is one entry of match --json.
@@ -276,14 +289,11 @@ func runMatch(e *env, args []string) error {
 	if len(pos) < 2 {
 		return usagef("want IMAGE TEXT..., got %d arguments", len(pos))
 	}
-	ctx, cancel := withTimeout(&c.t)
-	defer cancel()
-	cl, done, err := c.t.connect(ctx, e)
-	if err != nil {
+	var r *pb.MatchResponse
+	err = c.call(e, func(ctx context.Context, cl *client.Client) (err error) {
+		r, err = cl.Match(ctx, client.ImageFile(pos[0]), pos[1:]...)
 		return err
-	}
-	defer done()
-	r, err := cl.Match(ctx, client.ImageFile(pos[0]), pos[1:]...)
+	})
 	if err != nil {
 		return err
 	}
@@ -321,18 +331,15 @@ func runEmbed(e *env, args []string) error {
 	if len(images)+len(texts) == 0 {
 		return usagef("nothing to embed: give --image IMAGE and/or --text TEXT")
 	}
-	ctx, cancel := withTimeout(&c.t)
-	defer cancel()
-	cl, done, err := c.t.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer done()
 	var imgs []client.Image
 	for _, p := range images {
 		imgs = append(imgs, client.ImageFile(p))
 	}
-	r, err := cl.Embed(ctx, imgs, texts)
+	var r *pb.EmbedResponse
+	err := c.call(e, func(ctx context.Context, cl *client.Client) (err error) {
+		r, err = cl.Embed(ctx, imgs, texts)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -385,49 +392,44 @@ func runGenerate(e *env, args []string) error {
 	default:
 		return usagef("--task %q: want caption or answer", *task)
 	}
-	ctx, cancel := withTimeout(&c.t)
-	defer cancel()
-	cl, done, err := c.t.connect(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer done()
-	parts := []client.Part{client.ImagePart(client.ImageFile(pos[0]))}
-	if len(pos) > 1 {
-		parts = append(parts, client.Text(strings.Join(pos[1:], " ")))
-	}
-	st, err := cl.Generate(ctx, parts, c.g.options(), tk)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for p, err := range st.All() {
+	return c.call(e, func(ctx context.Context, cl *client.Client) error {
+		parts := []client.Part{client.ImagePart(client.ImageFile(pos[0]))}
+		if len(pos) > 1 {
+			parts = append(parts, client.Text(strings.Join(pos[1:], " ")))
+		}
+		st, err := cl.Generate(ctx, parts, c.g.options(), tk)
 		if err != nil {
-			if !c.json {
-				fmt.Fprintln(e.stdout)
-			}
 			return err
 		}
-		if !c.json {
-			if _, err := io.WriteString(e.stdout, p.GetText()); err != nil {
+		defer st.Close()
+		for p, err := range st.All() {
+			if err != nil {
+				if !c.json {
+					fmt.Fprintln(e.stdout)
+				}
 				return err
 			}
-			if f, ok := e.stdout.(interface{ Sync() error }); ok {
-				_ = f.Sync()
+			if !c.json {
+				if _, err := io.WriteString(e.stdout, p.GetText()); err != nil {
+					return err
+				}
+				if f, ok := e.stdout.(interface{ Sync() error }); ok {
+					_ = f.Sync()
+				}
 			}
 		}
-	}
-	f := st.Final()
-	if c.json {
-		out := struct {
-			genOutput
-			Usage json.RawMessage `json:"usage"`
-		}{genOutput: newGenOutput(f.GetText(), f.GetTokenIds(), f.GetFinishReason(), nil)}
-		out.Usage, _ = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(f.GetUsage())
-		return writeJSON(e.stdout, out)
-	}
-	_, err = fmt.Fprintf(e.stdout, "\n")
-	return err
+		f := st.Final()
+		if c.json {
+			out := struct {
+				genOutput
+				Usage json.RawMessage `json:"usage"`
+			}{genOutput: newGenOutput(f.GetText(), f.GetTokenIds(), f.GetFinishReason(), nil)}
+			out.Usage, _ = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}.Marshal(f.GetUsage())
+			return writeJSON(e.stdout, out)
+		}
+		_, err = fmt.Fprintf(e.stdout, "\n")
+		return err
+	})
 }
 
 func runModels(e *env, args []string) error {
