@@ -295,6 +295,17 @@ func (svc *service) imageTextGenerate(ctx context.Context, model string, task pb
 	return r, e.name, nil
 }
 
+// checkTexts runs checkPrompt on each of a request's texts (field
+// "texts[i]").
+func (svc *service) checkTexts(m fusion.Model, info fusion.Info, texts []string) error {
+	for i, t := range texts {
+		if err := svc.checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Match implements pb.GlimpseServiceServer.
 func (svc *service) Match(ctx context.Context, req *pb.MatchRequest) (*pb.MatchResponse, error) {
 	v := &validator{cfg: &svc.s.cfg}
@@ -307,10 +318,8 @@ func (svc *service) Match(ctx context.Context, req *pb.MatchRequest) (*pb.MatchR
 	if err != nil {
 		return nil, err
 	}
-	for i, t := range req.GetTexts() {
-		if err := svc.checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
-			return nil, toStatus(ctx, err)
-		}
+	if err := svc.checkTexts(m, info, req.GetTexts()); err != nil {
+		return nil, toStatus(ctx, err)
 	}
 	release, waited, err := svc.s.adm.acquire(ctx)
 	if err != nil {
@@ -362,10 +371,8 @@ func (svc *service) Embed(ctx context.Context, req *pb.EmbedRequest) (*pb.EmbedR
 	if err != nil {
 		return nil, err
 	}
-	for i, t := range req.GetTexts() {
-		if err := svc.checkPrompt(m, info, fmt.Sprintf("texts[%d]", i), t); err != nil {
-			return nil, toStatus(ctx, err)
-		}
+	if err := svc.checkTexts(m, info, req.GetTexts()); err != nil {
+		return nil, toStatus(ctx, err)
 	}
 	release, waited, err := svc.s.adm.acquire(ctx)
 	if err != nil {
