@@ -288,6 +288,7 @@ func AttentionBatch(p AttentionParams, seqs []AttentionSeq) {
 type attnScratch struct {
 	s    []float32 // attnKeyBlock scores
 	s2   []float32 // the second query's scores (two-query kernels)
+	s4   []float32 // four queries' scores, rows of attnKeyBlock (four-query kernels)
 	kv   []float32 // contiguous values (and keys, portable path) of one head
 	kt   []float32 // transposed key blocks (assembly path)
 	bias []float32 // zero-padded key bias (assembly path)
@@ -307,6 +308,7 @@ func getAttnScratch(d int) *attnScratch {
 	return &attnScratch{
 		s:    make([]float32, attnKeyBlock),
 		s2:   make([]float32, attnKeyBlock),
+		s4:   make([]float32, 4*attnKeyBlock),
 		o:    make([]float32, attnQueryBlock*d),
 		m:    make([]float32, attnQueryBlock),
 		l:    make([]float64, attnQueryBlock),
@@ -409,6 +411,16 @@ var (
 	attnAxpy2 = attnAxpy2AVX2
 )
 
+// The four-query kernels (AVX-512 only; nil elsewhere): the same
+// arithmetic per query again, with four queries sharing each load of keys
+// and values. For wide heads (HeadDim 768 in folded cross-attention) the
+// key and value blocks stream from L2 once per group of queries, so
+// larger groups read them less often.
+var (
+	attnDots4 func(s, q *float32, ldq int, kt *float32, d, groups int, scale float32, bias *float32)
+	attnAxpy4 func(o *float32, ldo int, p, v *float32, ldv, n, d int)
+)
+
 // attnLimit is the number of keys query i may see.
 func attnLimit(p *AttentionParams, s *AttentionSeq, i int) int {
 	if p.Causal {
@@ -444,6 +456,11 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 			}
 			qi := s.Q[i*s.LDQ+col : i*s.LDQ+col+d]
 			o := sc.o[r*d : r*d+d]
+			if vec && attnDots4 != nil && r+3 < rows {
+				sc.quad(p, s, kv, r, i, kb, n, qi, bp)
+				r += 3
+				continue
+			}
 			if vec && r+1 < rows {
 				// Two queries at once: the same arithmetic per query as below,
 				// sharing the loads of keys and values.
@@ -503,6 +520,39 @@ func attnBlock(p *AttentionParams, s *AttentionSeq, h, i0, i1 int, vec bool, kv 
 			for t, x := range o {
 				dst[t] = x * inv
 			}
+		}
+	}
+}
+
+// quad is attnBlock's step for queries r..r+3 (rows i..i+3 of s) and
+// the key block at kb: n keys for the first query, at least as many for
+// each next one (causal). The scores of all four come from one pass over
+// the block; each query's softmax step and value sum are its own, with the
+// same arithmetic as the one- and two-query paths.
+func (sc *attnScratch) quad(p *AttentionParams, s *AttentionSeq, kv *attnKV, r, i, kb, n int, q0 []float32, bp *float32) {
+	const bk = attnKeyBlock
+	d := p.HeadDim
+	var ns [4]int
+	ns[0] = n
+	for k := 1; k < 4; k++ {
+		ns[k] = min(bk, attnLimit(p, s, i+k)-kb)
+	}
+	_ = s.Q[(i+3)*s.LDQ+p.Heads*d-1] // the four query rows are in bounds
+	attnDots4(&sc.s4[0], &q0[0], s.LDQ, &kv.kt[kb*d], d, (ns[3]+7)/8, p.Scale, bp)
+	vblk := kv.v[kb*kv.ldv:]
+	all := ns[0] == ns[3]
+	var live [4]bool
+	for k := range 4 {
+		live[k] = sc.softmaxStep(r+k, sc.s4[k*bk:k*bk+ns[k]], sc.o[(r+k)*d:(r+k+1)*d])
+		all = all && live[k]
+	}
+	if all {
+		attnAxpy4(&sc.o[r*d], d, &sc.s4[0], &vblk[0], kv.ldv, n, d)
+		return
+	}
+	for k := range 4 {
+		if live[k] {
+			attnAxpyAVX2(&sc.o[(r+k)*d], &sc.s4[k*bk], &vblk[0], kv.ldv, ns[k], d)
 		}
 	}
 }

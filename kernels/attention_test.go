@@ -485,8 +485,8 @@ func TestAttentionWideKernelsSameBits(t *testing.T) {
 	if !hasAVX2FMA {
 		t.Skip("no assembly kernels")
 	}
-	d2, a2 := attnDots2, attnAxpy2
-	defer func() { attnDots2, attnAxpy2 = d2, a2 }()
+	d2, a2, d4, a4 := attnDots2, attnAxpy2, attnDots4, attnAxpy4
+	defer func() { attnDots2, attnAxpy2, attnDots4, attnAxpy4 = d2, a2, d4, a4 }()
 	rng := rand.New(rand.NewPCG(11, 12))
 	randMat := func(_ *rand.Rand, n int) []float32 {
 		x := make([]float32, n)
@@ -501,6 +501,10 @@ func TestAttentionWideKernelsSameBits(t *testing.T) {
 	}{
 		{12, 64, 577, 577, false, false}, {2, 8, 5, 9, false, true}, {3, 24, 17, 130, true, false},
 		{4, 40, 66, 66, true, true}, {1, 16, 2, 1, false, false}, {2, 72, 9, 200, false, true},
+		// Folded cross-attention: one head of 768 over image states, and
+		// causal runs of queries that do not fill groups of four.
+		{1, 768, 12, 577, false, false}, {1, 768, 13, 100, true, true}, {2, 64, 7, 70, true, true},
+		{3, 56, 23, 23, true, false},
 	} {
 		d := c.heads * c.hd
 		q, k, v := randMat(rng, c.qLen*d), randMat(rng, c.kLen*d), randMat(rng, c.kLen*d)
@@ -519,9 +523,9 @@ func TestAttentionWideKernelsSameBits(t *testing.T) {
 			return out
 		}
 		wide := run()
-		attnDots2, attnAxpy2 = attnDotsT2AVX2, attnAxpy2AVX2
+		attnDots2, attnAxpy2, attnDots4, attnAxpy4 = attnDotsT2AVX2, attnAxpy2AVX2, nil, nil
 		narrow := run()
-		attnDots2, attnAxpy2 = d2, a2
+		attnDots2, attnAxpy2, attnDots4, attnAxpy4 = d2, a2, d4, a4
 		for i := range wide {
 			if math.Float32bits(wide[i]) != math.Float32bits(narrow[i]) {
 				t.Fatalf("%+v: element %d: %v with the current kernels, %v with AVX2", c, i, wide[i], narrow[i])

@@ -24,6 +24,19 @@ func attnDotsT2AVX512(s0, s1, q0, q1, kt *float32, d, groups int, scale float32,
 //go:noescape
 func attnAxpy2AVX512(o0, o1, p0, p1, v *float32, ldv, n, d int)
 
+// attnDotsT4AVX512 computes the scores of four queries (rows ldq floats
+// apart from q) for groups ≤ 8 groups of 8 keys of one transposed key
+// block, into four rows of 64 floats from s; attnAxpy4AVX512 adds n
+// probability-weighted value rows into four output rows (ldo floats
+// apart), the probabilities in four rows of 64 floats from p. Each query's
+// arithmetic is that of attnDotsT2AVX512 and attnAxpy2AVX512.
+//
+//go:noescape
+func attnDotsT4AVX512(s, q *float32, ldq int, kt *float32, d, groups int, scale float32, bias *float32)
+
+//go:noescape
+func attnAxpy4AVX512(o *float32, ldo int, p, v *float32, ldv, n, d int)
+
 //go:noescape
 func gemv4(k int, x, b *float32, stride int, out *float32)
 
@@ -65,6 +78,8 @@ func init() {
 		peakLoop = peakFMA512
 		attnDots2 = attnDotsT2AVX512
 		attnAxpy2 = attnAxpy2AVX512
+		attnDots4 = attnDotsT4AVX512
+		attnAxpy4 = attnAxpy4AVX512
 		kernelName = "avx512 12x32 + avx2-fma 6x16"
 	}
 	packB16T = func(k int, src []float32, ld int, dst []float32) int {

@@ -95,6 +95,10 @@ func BenchmarkAttention(b *testing.B) {
 		{"self_12x64_577x577", 12, 64, 577, 577},
 		{"self_12x64_197x197", 12, 64, 197, 197},
 		{"decode_cross_12x64_1x577", 12, 64, 1, 577},
+		// Folded cross-attention of one BLIP-base decode step: the 12 heads'
+		// queries in the image states' space (one head of 768) over 577
+		// image tokens.
+		{"folded_1x768_12x577", 1, 768, 12, 577},
 	} {
 		w := c.heads * c.d
 		q := randVec(r, c.qLen*w, 1, 0)
