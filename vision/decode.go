@@ -104,7 +104,14 @@ func describeUnknown(data []byte) string {
 	if len(head) > 16 {
 		head = head[:16]
 	}
-	text := utf8.Valid(head) || utf8.Valid(head[:max(len(head)-3, 0)])
+	text := utf8.Valid(head)
+	if !text && len(data) > len(head) {
+		// The first 16 bytes may end inside a character: valid text up
+		// to the start of an incomplete last character.
+		for cut := 1; cut <= 3 && !text; cut++ {
+			text = utf8.Valid(head[:len(head)-cut]) && utf8.RuneStart(head[len(head)-cut]) && !utf8.FullRune(head[len(head)-cut:])
+		}
+	}
 	for _, c := range head {
 		if c < 0x09 || (c > 0x0d && c < 0x20) {
 			text = false

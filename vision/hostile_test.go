@@ -155,6 +155,8 @@ func TestHostileInputs(t *testing.T) {
 		{"text file named .jpg", []byte("<!DOCTYPE html><html><body>not found</body></html>"), DefaultLimits(),
 			ErrUnsupportedFormat, []string{"looks like text", "JPEG, PNG"}, mib},
 		{"binary garbage", []byte{0, 1, 2, 3, 0xfe, 0x80, 7, 9}, DefaultLimits(), ErrUnsupportedFormat, []string{"00 01 02 03"}, mib},
+		{"one non-ASCII byte", []byte{0x89}, DefaultLimits(), ErrUnsupportedFormat, []string{"bytes 89, which match no"}, mib},
+		{"text cut inside a character", []byte("abcdefghijklmnoä and more"), DefaultLimits(), ErrUnsupportedFormat, []string{"looks like text"}, mib},
 		{"over MaxBytes", cat, Limits{MaxBytes: 10_000}, ErrTooLarge, []string{"35042 bytes, over the 10000 bytes limit", "--max-image-bytes"}, mib},
 		{"PNG claiming 50000×50000", craftPNG(t, 50000, 50000, 8, 6, 0, 0), DefaultLimits(),
 			ErrTooLarge, []string{"50000×50000 = 2500 MP, over the 40 MP limit", "--max-image-pixels"}, mib},
