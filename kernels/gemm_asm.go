@@ -79,6 +79,7 @@ func init() {
 		attnDots2 = attnDotsT2AVX512
 		attnAxpy2 = attnAxpy2AVX512
 		attnDots4 = attnDotsT4AVX512
+		expShiftSumVec = expShiftSumAVX512
 		attnAxpy4 = attnAxpy4AVX512
 		kernelName = "avx512 12x32 + avx2-fma 6x16"
 	}

@@ -321,7 +321,7 @@ func expShiftSum(x []float32, m float32) float64 {
 	var s float64
 	n8 := n &^ 7
 	if n8 > 0 {
-		s = expShiftSumAVX2(&x[0], n8, m)
+		s = expShiftSumVec(&x[0], n8, m)
 	}
 	if n8 < n {
 		buf := [8]float32{negInf, negInf, negInf, negInf, negInf, negInf, negInf, negInf}
@@ -333,6 +333,10 @@ func expShiftSum(x []float32, m float32) float64 {
 }
 
 var negInf = float32(math.Inf(-1))
+
+// expShiftSumVec is expShiftSumAVX2, or on CPUs with AVX-512 its zmm
+// version, which gives the same bits.
+var expShiftSumVec = expShiftSumAVX2
 
 // scaleF32 sets x[i] *= s.
 func scaleF32(x []float32, s float32) {

@@ -9,6 +9,12 @@ package kernels
 //go:noescape
 func expShiftSumAVX2(x *float32, n int, m float32) float64
 
+// expShiftSumAVX512 is expShiftSumAVX2 sixteen lanes at a time, with the
+// same bits in x and the same sum (AVX-512 CPUs only).
+//
+//go:noescape
+func expShiftSumAVX512(x *float32, n int, m float32) float64
+
 //go:noescape
 func sumExpShiftAVX2(x *float32, n int, m float32) float64
 

@@ -492,3 +492,85 @@ TEXT ·quickGeluAVX2(SB), NOSPLIT, $0-24
 TEXT ·reluAVX2(SB), NOSPLIT, $0-24
 	ACTLOOP(RELU)
 
+
+// func expShiftSumAVX512(x *float32, n int, m float32) float64   (n a multiple of 8)
+// expShiftSumAVX2 sixteen lanes at a time: each lane runs EXP's operations
+// in its EVEX form (the compares into mask registers, the flush to 0 and the
+// +Inf blend as masked moves), so every x[i] gets the same bits; the sum
+// keeps AVX2's two four-lane float64 accumulators as the halves of Z10 and
+// adds into them in the same order (eight elements at a time), so the
+// result is the same float64. A last group of eight goes through EXP itself.
+TEXT ·expShiftSumAVX512(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Z13
+	VBROADCASTSS kExpHi<>(SB), Z15
+	VBROADCASTSS kExpLo<>(SB), Z14
+	VBROADCASTSS kLog2e<>(SB), Z16
+	VBROADCASTSS kLn2hi<>(SB), Z17
+	VBROADCASTSS kLn2lo<>(SB), Z18
+	VBROADCASTSS kC7<>(SB), Z19
+	VBROADCASTSS kC6<>(SB), Z20
+	VBROADCASTSS kC5<>(SB), Z21
+	VBROADCASTSS kC4<>(SB), Z22
+	VBROADCASTSS kC3<>(SB), Z23
+	VBROADCASTSS kHalf<>(SB), Z24
+	VBROADCASTSS kOne<>(SB), Z25
+	VPBROADCASTD kBias127<>(SB), Z26
+	VBROADCASTSS kInf<>(SB), Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z10, Z10, Z10
+ez16:
+	CMPQ CX, $16
+	JL   ez8
+	VMOVUPS (DI), Z0
+	VSUBPS Z13, Z0, Z0
+	VCMPPS $14, Z15, Z0, K1
+	VMINPS Z0, Z15, Z0
+	VCMPPS $1, Z14, Z0, K2
+	VMAXPS Z0, Z14, Z0
+	VMULPS Z16, Z0, Z1
+	VRNDSCALEPS $0, Z1, Z1
+	VFNMADD231PS Z17, Z1, Z0
+	VFNMADD231PS Z18, Z1, Z0
+	VMOVAPS Z19, Z2
+	VFMADD213PS Z20, Z0, Z2
+	VFMADD213PS Z21, Z0, Z2
+	VFMADD213PS Z22, Z0, Z2
+	VFMADD213PS Z23, Z0, Z2
+	VFMADD213PS Z24, Z0, Z2
+	VFMADD213PS Z25, Z0, Z2
+	VFMADD213PS Z25, Z0, Z2
+	VCVTTPS2DQ Z1, Z1
+	VPADDD Z26, Z1, Z1
+	VPSLLD $23, Z1, Z1
+	VMULPS Z1, Z2, Z0
+	VMOVAPS Z28, K2, Z0
+	VMOVAPS Z27, K1, Z0
+	VMOVUPS Z0, (DI)
+	VCVTPS2PD Y0, Z4
+	VEXTRACTF64X4 $1, Z0, Y5
+	VCVTPS2PD Y5, Z5
+	VADDPD Z4, Z10, Z10
+	VADDPD Z5, Z10, Z10
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  ez16
+ez8:
+	CMPQ CX, $8
+	JL   ezdone
+	VMOVUPS (DI), Y0
+	VSUBPS Y13, Y0, Y0
+	EXP(Y0, Y1, Y2, Y3, Y6)
+	VMOVUPS Y0, (DI)
+	VCVTPS2PD Y0, Z4
+	VADDPD Z4, Z10, Z10
+ezdone:
+	VEXTRACTF64X4 $1, Z10, Y11
+	VADDPD Y11, Y10, Y10
+	VEXTRACTF128 $1, Y10, X11
+	VADDPD X11, X10, X10
+	VHADDPD X10, X10, X10
+	VMOVSD X10, ret+24(FP)
+	VZEROUPPER
+	RET

@@ -8,6 +8,7 @@ package kernels
 const noAsm = "kernels: assembly kernel called in a purego build"
 
 func expShiftSumAVX2(x *float32, n int, m float32) float64            { panic(noAsm) }
+func expShiftSumAVX512(x *float32, n int, m float32) float64          { panic(noAsm) }
 func sumExpShiftAVX2(x *float32, n int, m float32) float64            { panic(noAsm) }
 func maxAVX2(x *float32, n int) float32                               { panic(noAsm) }
 func scaleAVX2(x *float32, n int, s float32)                          { panic(noAsm) }

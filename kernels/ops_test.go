@@ -324,6 +324,50 @@ func TestOpsSoftmax(t *testing.T) {
 	}
 }
 
+// TestOpsExpShiftSumWideSameBits: the AVX-512 exp-and-sum gives the same
+// bits as the AVX2 one, element by element and in the float64 sum, over
+// lengths with and without a last group of eight and over the clamps'
+// edges (overflow to +Inf, flush to 0, −Inf, NaN).
+func TestOpsExpShiftSumWideSameBits(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512")
+	}
+	r := rand.New(rand.NewPCG(31, 32))
+	special := []float32{float32(math.Inf(-1)), float32(math.Inf(1)), float32(math.NaN()), 88.3, 88.8, -87.3, -87.4, -104, 0, -0.0, -math.MaxFloat32}
+	for _, n := range []int{8, 16, 24, 64, 72, 576, 3072, 30520} {
+		for _, c := range []struct {
+			m        float32
+			specials bool // with NaN and +Inf the sum is NaN or +Inf: the finite runs check it
+		}{{0, true}, {3.5, true}, {0, false}, {-5, false}} {
+			m := c.m
+			x := randVec(r, n, 30, -10)
+			if !c.specials {
+				x = randVec(r, n, 8, 0) // many terms far below the sum: its rounding shows any change of order
+			}
+			for i := 0; c.specials && i < n; i += 7 {
+				x[i] = special[(i/7)%len(special)]
+			}
+			if !c.specials {
+				m += maxF32(x) // as softmax shifts: every exponent ≤ 5
+			}
+			a, b := append([]float32(nil), x...), append([]float32(nil), x...)
+			sa := expShiftSumAVX2(&a[0], n, m)
+			sb := expShiftSumAVX512(&b[0], n, m)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("n %d m %g: exp(x[%d] − m) of %g: AVX-512 %g, AVX2 %g", n, m, i, x[i], b[i], a[i])
+				}
+			}
+			if !c.specials && (math.IsNaN(sa) || math.IsInf(sa, 0)) {
+				t.Fatalf("n %d m %g: sum %v of finite scores", n, m, sa)
+			}
+			if math.Float64bits(sa) != math.Float64bits(sb) && !(math.IsNaN(sa) && math.IsNaN(sb)) {
+				t.Fatalf("n %d m %g: sum AVX-512 %v, AVX2 %v", n, m, sb, sa)
+			}
+		}
+	}
+}
+
 func TestOpsSoftmaxRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	rows, cols, ld := 5, 197, 200
