@@ -64,8 +64,8 @@ const (
 // over the head dimension, eight keys per vector), and with at least 8
 // queries it copies the values into contiguous rows (copies of inputs, not
 // scores). Keys are visited in blocks of 64 starting at key 0. For one
-// query at a time (or two, sharing the loads of keys and values, with the
-// same arithmetic), the scores of one key block are computed (the tile: 64
+// query at a time (or two, or with AVX-512 four, sharing the loads of keys
+// and values, with the same arithmetic per query), the scores of one key block are computed (the tile: 64
 // floats per query), each as (Σ_t q[t]·k[j][t], summed in a fixed
 // order)·Scale + KeyBias[j], and an online softmax keeps the query's running maximum m,
 // running sum l (float64) and unnormalised output o (HeadDim floats): when
