@@ -363,6 +363,7 @@ xdone:
 // apart and the outputs rows ldo floats apart. Registers: accumulators
 // Z16–Z31 (Y8–Y11 for the last group of 8), query values or probabilities
 // broadcast in Z0–Z3, keys or values loaded into Z4–Z7, the scale in Z14.
+// Everything below is written by kernels/asmgen/attention4.py.
 
 // func attnDotsT4AVX512(s, q *float32, ldq int, kt *float32, d, groups int, scale float32, bias *float32)
 TEXT ·attnDotsT4AVX512(SB), NOSPLIT, $0-64
