@@ -77,7 +77,7 @@ func TestBatchingIndependence(t *testing.T) {
 		}
 		return fmt.Sprintf("%v %q %v %s", g.TokenIDs, g.Text, g.Logprobs, g.Finish)
 	}
-	alone, steps, rows := batchtest.SameAsAlone(t, 16, run, func(i int) string { return fmt.Sprintf("%+v", opts[i%len(opts)]) }, m.batch.Stats)
+	alone, steps, rows := batchtest.SameAsAlone(t, 16, run, func(i int) string { return fmt.Sprintf("%+v", opts[i%len(opts)]) }, m.batch)
 	t.Logf("batched run: %d steps, %d sequences", steps, rows)
 	// The two requests with seed 7 and different other settings differ
 	// from each other but each is reproducible (checked above); greedy

@@ -50,5 +50,5 @@ func TestBatchingIndependence(t *testing.T) {
 		}
 		return fmt.Sprintf("%v %q %q %v %s", g.TokenIDs, g.Text, streamed.String(), g.Logprobs, g.Finish)
 	}
-	batchtest.SameAsAlone(t, len(imgs), run, func(i int) string { return fmt.Sprintf("%+v", opts[i%len(opts)]) }, m.batch.Stats)
+	batchtest.SameAsAlone(t, len(imgs), run, func(i int) string { return fmt.Sprintf("%+v", opts[i%len(opts)]) }, m.batch)
 }

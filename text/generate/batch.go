@@ -41,10 +41,12 @@ type Batcher[S any] struct {
 	live    int
 	pending []*stepJob[S]
 	running bool
+	held    int // Hold calls not yet released: no step starts
 	wake    chan struct{}
 
 	// stats
 	steps, rows int64
+	maxMembers  int           // the most members one step has carried
 	lastRun     time.Duration // duration of the last step
 }
 
@@ -93,6 +95,42 @@ func (b *Batcher[S]) Stats() (steps, rows int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.steps, b.rows
+}
+
+// MaxMembers returns the most members (requests) one step has carried so
+// far.
+func (b *Batcher[S]) MaxMembers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.maxMembers
+}
+
+// Hold stops the scheduler from starting steps until release is called
+// (release is idempotent); steps submitted meanwhile wait and then run
+// together (at most MaxRows sequences per step). Tests use it to make
+// concurrent requests share their first step whatever the goroutine
+// timing.
+func (b *Batcher[S]) Hold() (release func()) {
+	b.mu.Lock()
+	b.held++
+	b.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.held--
+			b.mu.Unlock()
+			b.signal()
+		})
+	}
+}
+
+// Pending returns the number of submitted steps (one per member) waiting
+// for the next batch.
+func (b *Batcher[S]) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
 }
 
 // Live returns the number of members (requests) currently joined.
@@ -164,8 +202,8 @@ func (b *Batcher[S]) loop() {
 	var timer *time.Timer
 	for {
 		b.mu.Lock()
-		for len(b.pending) == 0 {
-			if b.live == 0 {
+		for len(b.pending) == 0 || b.held > 0 {
+			if b.live == 0 && len(b.pending) == 0 {
 				b.running = false
 				b.mu.Unlock()
 				if timer != nil {
@@ -244,6 +282,7 @@ func (b *Batcher[S]) take() []*stepJob[S] {
 	b.pending = append(b.pending[:0], b.pending[k:]...)
 	b.steps++
 	b.rows += int64(n)
+	b.maxMembers = max(b.maxMembers, k)
 	return batch
 }
 

@@ -283,13 +283,10 @@ func TestBatcherIndependence(t *testing.T) {
 	for i := range alone {
 		alone[i] = decode(NewBatcher(model.run, 0, 0), i)
 	}
-	// A step takes a while, as a real forward pass does, so that the
-	// requests overlap.
-	slow := func(seqs []toySeq) ([][]float32, error) {
-		time.Sleep(2 * time.Millisecond)
-		return model.run(seqs)
-	}
-	b := NewBatcher(slow, 50*time.Millisecond, 0)
+	// The batcher is held until every request has submitted its first
+	// step, so that step carries all of them whatever the goroutine timing.
+	b := NewBatcher(model.run, 50*time.Millisecond, 0)
+	release := b.Hold()
 	together := make([]string, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
@@ -299,15 +296,31 @@ func TestBatcherIndependence(t *testing.T) {
 			together[i] = decode(b, i)
 		}()
 	}
+	waitUntil(t, func() bool { return b.Pending() == n })
+	if steps, _ := b.Stats(); steps != 0 {
+		t.Fatalf("%d steps ran while the batcher was held", steps)
+	}
+	release()
+	release() // idempotent
 	wg.Wait()
 	for i := range alone {
 		if alone[i] != together[i] {
 			t.Errorf("request %d: alone %s, batched %s", i, alone[i], together[i])
 		}
 	}
-	steps, rows := b.Stats()
-	if steps == 0 || float64(rows)/float64(steps) < 2 {
-		t.Errorf("%d steps carried %d sequences: the requests were not batched", steps, rows)
+	if m := b.MaxMembers(); m != n {
+		steps, rows := b.Stats()
+		t.Errorf("at most %d of %d requests shared a step (%d steps carried %d sequences)", m, n, steps, rows)
+	}
+}
+
+// waitUntil polls cond (no timing assumption: only a bound on the wait).
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within a minute")
+		}
 	}
 }
 
