@@ -2,7 +2,6 @@ package blip
 
 import (
 	"github.com/glimpse-vlm/glimpse/fusion"
-	"github.com/glimpse-vlm/glimpse/kernels"
 	"github.com/glimpse-vlm/glimpse/text/bert"
 )
 
@@ -14,21 +13,6 @@ import (
 func selfKVBytes(t bert.Config, rows, positions int) int64 {
 	self := int64(rows) * int64(positions) * int64(2*t.NumLayers*t.HiddenSize) * 4
 	return self + self/2
-}
-
-// projectedCrossBytes is a projected cross-attention state
-// ((*bert.Model).CrossKV) over encLen encoder states: every layer's keys
-// (laid out for the attention kernel, padded per head) and values.
-func projectedCrossBytes(t bert.Config, encLen int) int64 {
-	keys := kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: t.NumHeads, HeadDim: t.HiddenSize / t.NumHeads}, encLen)
-	return int64(t.NumLayers) * (int64(keys) + int64(encLen)*int64(t.HiddenSize)*4)
-}
-
-// foldedCrossBytes is a folded cross-attention state
-// ((*bert.Model).CrossFolded) over encLen encoder states: the states laid
-// out once as keys (the states themselves are counted by their owner).
-func foldedCrossBytes(t bert.Config, encLen int) int64 {
-	return int64(kernels.AttentionKeysBytes(kernels.AttentionParams{Heads: 1, HeadDim: t.EncoderHiddenSize}, encLen))
 }
 
 // imageStateBytes is the memory of one encoded image a request holds while
@@ -112,8 +96,5 @@ func crossState(m *bert.Model, states []float32, n, rows int) (*bert.CrossKV, er
 
 // crossBytes is the memory crossState holds for the same sizes.
 func crossBytes(m *bert.Model, n, rows int) int64 {
-	if m.FoldedCheaper(n, rows) {
-		return foldedCrossBytes(m.Config(), n)
-	}
-	return projectedCrossBytes(m.Config(), n)
+	return m.CrossBytes(n, m.FoldedCheaper(n, rows))
 }

@@ -501,3 +501,25 @@ func TestFoldedCheaper(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossBytes: the memory CrossBytes accounts for a state before it is
+// made is what the state made over the same encoder states holds, in
+// both forms.
+func TestCrossBytes(t *testing.T) {
+	ck, cfg, g := openGolden(t, "blip-caption")
+	m, err := Load(ck, "text_decoder.", cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vis, vshape := g.f32("vision_last_hidden_state")
+	N, D := vshape[1], vshape[2]
+	for _, form := range crossForms(m) {
+		x, err := form.make(vis[:N*D], N, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := m.CrossBytes(N, x.Folded()), int64(x.Bytes()); got != want || want == 0 {
+			t.Errorf("%s: CrossBytes %d, the state holds %d", form.name, got, want)
+		}
+	}
+}

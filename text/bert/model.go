@@ -245,6 +245,20 @@ func (m *Model) FoldedCheaper(encLen, rows int) bool {
 	return folded < projected
 }
 
+// CrossBytes is what CrossKV (folded false) or CrossFolded (true) holds
+// over encLen encoder states without a mask (its Bytes), for memory
+// accounting before the state is made: the keys laid out for the
+// attention kernel (padded per head) and the values of every layer, or
+// the states laid out once as keys (the states themselves belong to the
+// caller).
+func (m *Model) CrossBytes(encLen int, folded bool) int64 {
+	if folded {
+		return int64(kernels.AttentionKeysBytes(m.foldedParams(), encLen))
+	}
+	keys := int64(kernels.AttentionKeysBytes(m.attentionParams(), encLen))
+	return int64(len(m.layers)) * (keys + int64(encLen)*int64(m.cfg.HiddenSize)*4)
+}
+
 // newCross checks encoder states and their mask and returns a CrossKV with
 // neither form filled in.
 func (m *Model) newCross(enc []float32, encLen int, mask []int) (*CrossKV, error) {
