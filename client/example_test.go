@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	_ "github.com/glimpse-vlm/glimpse/fusion/families"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 	"github.com/glimpse-vlm/glimpse/server"
+	"github.com/glimpse-vlm/glimpse/server/servertest"
 )
 
 // addr is the loopback address of the in-process server the examples
@@ -31,21 +31,11 @@ func TestMain(m *testing.M) {
 	for _, n := range []string{"blip-caption", "blip-vqa", "blip-itm", "clip"} {
 		cfg.Models = append(cfg.Models, server.ModelSpec{Name: n, Dir: e2e + n})
 	}
-	srv, err := server.New(cfg, nil)
+	srv, a, err := servertest.Listen(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := srv.Load(ctx, nil); err != nil {
-		log.Fatal(err)
-	}
-	cancel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	addr = lis.Addr().String()
-	go srv.Serve(lis)
+	addr = a
 	code := m.Run()
 	srv.Stop()
 	// No test may leave goroutines behind (an unclosed stream or connection).

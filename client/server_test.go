@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/glimpse-vlm/glimpse/client"
 	pb "github.com/glimpse-vlm/glimpse/proto/glimpse/v1"
 	"github.com/glimpse-vlm/glimpse/server"
+	"github.com/glimpse-vlm/glimpse/server/servertest"
 )
 
 // startReal serves blip-caption from the test checkpoints with the given
@@ -21,22 +21,8 @@ func startReal(t *testing.T, cacheBytes int64) string {
 	cfg := server.DefaultConfig()
 	cfg.ImageCacheBytes = cacheBytes
 	cfg.Models = []server.ModelSpec{{Name: "blip-caption", Dir: e2e + "blip-caption"}}
-	srv, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := srv.Load(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	_, addr := servertest.Start(t, cfg)
+	return addr
 }
 
 // TestResendAgainstServer: with a server that keeps no images (cache off)

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/glimpse-vlm/glimpse/server"
+	"github.com/glimpse-vlm/glimpse/server/servertest"
 )
 
 // TestHealth: glimpse health exits 0 with SERVING for the server, a served
@@ -53,20 +52,6 @@ func TestHealth(t *testing.T) {
 // loopback port, stopped when the test ends, and returns its address.
 func serveForTest(t *testing.T, cfg server.Config) string {
 	t.Helper()
-	srv, err := server.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := srv.Load(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	return lis.Addr().String()
+	_, addr := servertest.Start(t, cfg)
+	return addr
 }
